@@ -366,3 +366,58 @@ def test_both_clients_send_the_same_request():
 def test_an_unknown_client_is_refused():
     with pytest.raises(ValueError, match="client must be one of"):
         get_backend("openai", {"model": "m", "client": "requests"})
+
+
+# -- lazy input ------------------------------------------------------------------------------
+
+def test_a_lazy_input_is_taken_in_the_callers_thread_a_window_ahead(client):
+    # Curation feeds requests straight from the database: the iterable must be consumed in
+    # the thread that called generate() (Django refuses queries from an event loop's thread),
+    # only a bounded window ahead of the network, and with no pause between parts.
+    caller, pulled, taken_threads = threading.get_ident(), [0], set()
+
+    def source():
+        for r in reqs(60):
+            taken_threads.add(threading.get_ident())
+            pulled[0] += 1
+            yield r
+
+    with StubServer(latency_s=0.05) as stub:
+        gen = backend(stub, client, concurrency=4).generate(source())
+        first = next(gen)
+        pulled_at_first = pulled[0]
+        rest = list(gen)
+    assert taken_threads == {caller}
+    # the first window (2 x concurrency) and at most one top-up back to it: not all 60
+    assert pulled_at_first <= 2 * (2 * 4)
+    assert sorted(r.key for r in [first, *rest]) == sorted(f"q:{i}" for i in range(60))
+    assert stub.stats.max_in_flight == 4 and stub.stats.by_status[200] == 60
+
+
+def test_a_bad_request_in_a_lazy_input_stops_there_with_a_clear_error(client):
+    def source():
+        yield from reqs(3)
+        yield GenRequest("broken", [])
+
+    with StubServer() as stub:
+        gen = backend(stub, client, concurrency=2).generate(source())
+        got = []
+        with pytest.raises(ValueError, match="'broken' has no messages"):
+            for r in gen:
+                got.append(r)
+    assert all(r.ok for r in got)
+    assert not [t for t in threading.enumerate() if t.name == "openai-backend"]
+    with StubServer() as stub:  # an empty iterable: no results, no calls
+        assert list(backend(stub, client).generate(iter([]))) == []
+        assert stub.stats.total == 0
+
+
+def test_agenerate_takes_a_lazy_input_too(client):
+    import asyncio
+
+    async def collect(b):
+        return [r async for r in b.agenerate(r for r in reqs(7))]
+
+    with StubServer() as stub:
+        results = asyncio.run(collect(backend(stub, client, concurrency=3)))
+    assert sorted(r.completion for r in results) == sorted(f"Echo: q {i}" for i in range(7))

@@ -74,25 +74,30 @@ def expand(
     return out
 
 
+def check_request(r: GenRequest, seen: set[str]) -> None:
+    """Raise ``ValueError`` for a malformed request or a key already in ``seen`` (then add it)."""
+    if not r.key:
+        raise ValueError("every request needs a non-empty key")
+    if r.key in seen:
+        raise ValueError(f"duplicate request key {r.key!r}")
+    seen.add(r.key)
+    if not r.messages:
+        raise ValueError(f"request {r.key!r} has no messages")
+    for m in r.messages:
+        if not isinstance(m, dict) or "role" not in m or "content" not in m:
+            raise ValueError(f"request {r.key!r}: each message needs 'role' and 'content'")
+    if r.sampling.max_tokens < 1:
+        raise ValueError(f"request {r.key!r}: max_tokens must be >= 1")
+    if r.sampling.temperature < 0 or not (0 < r.sampling.top_p <= 1):
+        raise ValueError(f"request {r.key!r}: need temperature >= 0 and 0 < top_p <= 1")
+
+
 def validate_requests(requests: Iterable[GenRequest]) -> list[GenRequest]:
     """Reject malformed input up front, before any (paid) call is made."""
     reqs = list(requests)
     seen: set[str] = set()
     for r in reqs:
-        if not r.key:
-            raise ValueError("every request needs a non-empty key")
-        if r.key in seen:
-            raise ValueError(f"duplicate request key {r.key!r}")
-        seen.add(r.key)
-        if not r.messages:
-            raise ValueError(f"request {r.key!r} has no messages")
-        for m in r.messages:
-            if not isinstance(m, dict) or "role" not in m or "content" not in m:
-                raise ValueError(f"request {r.key!r}: each message needs 'role' and 'content'")
-        if r.sampling.max_tokens < 1:
-            raise ValueError(f"request {r.key!r}: max_tokens must be >= 1")
-        if r.sampling.temperature < 0 or not (0 < r.sampling.top_p <= 1):
-            raise ValueError(f"request {r.key!r}: need temperature >= 0 and 0 < top_p <= 1")
+        check_request(r, seen)
     return reqs
 
 

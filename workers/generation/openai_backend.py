@@ -24,14 +24,16 @@ import queue
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
+from itertools import islice
 from typing import Any
 
 import httpx2  # the transport openai 3.x is built on
 import openai
 
-from .base import Backend, GenRequest, GenResult, validate_requests
+from .base import Backend, GenRequest, GenResult, check_request, validate_requests
 
 log = logging.getLogger(__name__)
 
@@ -303,6 +305,35 @@ def _estimate_tokens(req: GenRequest) -> int:
     return math.ceil(chars / 4) + req.sampling.max_tokens
 
 
+_END = object()
+
+
+class _Feed:
+    """Requests handed from ``generate``'s caller thread to the event loop's workers.
+
+    The caller appends (a deque's append and popleft are thread-safe) and then schedules
+    ``wake`` on the loop; workers ``take`` and wait for more only when the deque is empty and
+    the caller has not closed it.
+    """
+
+    def __init__(self) -> None:
+        self.items: deque[GenRequest] = deque()
+        self.closed = False
+        self._more = asyncio.Event()  # loop-bound on first use, i.e. in the loop's thread
+
+    def wake(self) -> None:
+        self._more.set()
+
+    async def take(self) -> GenRequest | None:
+        while True:
+            if self.items:
+                return self.items.popleft()
+            if self.closed:
+                return None
+            self._more.clear()
+            await self._more.wait()
+
+
 class OpenAIBackend(Backend):
     name = "openai"
 
@@ -314,14 +345,46 @@ class OpenAIBackend(Backend):
         return f"OpenAIBackend(model={self.config.model!r}, base_url={self.config.base_url!r})"
 
     # -- sync API --------------------------------------------------------------------------
-    def generate(self, requests: list[GenRequest]) -> Iterator[GenResult]:
-        reqs = validate_requests(requests)
-        if not reqs:
-            return
+    def generate(self, requests: Iterable[GenRequest]) -> Iterator[GenResult]:
+        """Yield a result per request as each completes.
+
+        A list or tuple is validated whole before anything is sent. Any other iterable is
+        consumed lazily, in the caller's thread (so it may read a database), kept about
+        ``2 x concurrency`` requests ahead of the network, and each request is validated as it
+        is taken: a bad one raises ``ValueError`` there, after the results before it. Either
+        way ``concurrency`` requests stay in flight until the input runs out, with no pause
+        between one part of a long input and the next.
+        """
+        if isinstance(requests, list | tuple):
+            source: Iterator[GenRequest] = iter(validate_requests(requests))
+            seen = None
+            if not requests:
+                return
+        else:
+            source, seen = iter(requests), set()
+        feed = _Feed()
+        ahead = 2 * self.config.concurrency
         out: queue.Queue[list[GenResult] | BaseException | None] = queue.Queue()
         stop = threading.Event()
         loop_box: list[asyncio.AbstractEventLoop] = []
         main_box: list[asyncio.Task] = []
+
+        def top_up() -> None:
+            """Take requests from ``source`` (in this thread) until ``ahead`` are waiting."""
+            if feed.closed:
+                return
+            want = ahead - len(feed.items)
+            if want <= 0:
+                return
+            taken = list(islice(source, want))
+            if seen is not None:
+                for r in taken:
+                    check_request(r, seen)
+            feed.items.extend(taken)
+            feed.closed = len(taken) < want
+            if loop_box:
+                with contextlib.suppress(RuntimeError):  # the loop finished meanwhile
+                    loop_box[0].call_soon_threadsafe(feed.wake)
 
         async def main() -> None:
             main_box.append(asyncio.current_task())
@@ -330,7 +393,7 @@ class OpenAIBackend(Backend):
                 # since the last hand-over): one wake-up of the caller per batch rather than per
                 # result, which at hundreds of results a second kept the two threads trading
                 # the interpreter lock and cost ~10 % of throughput at concurrency 256.
-                async for batch in self._batches(reqs):
+                async for batch in self._batches(feed.take):
                     out.put(batch)
                     if stop.is_set():
                         break
@@ -347,6 +410,9 @@ class OpenAIBackend(Backend):
             finally:
                 loop.close()
 
+        top_up()  # a bad first request fails here, before the thread or any call
+        if not feed.items:
+            return
         thread = threading.Thread(target=run, name="openai-backend", daemon=True)
         thread.start()
         try:
@@ -356,6 +422,7 @@ class OpenAIBackend(Backend):
                     break
                 if isinstance(item, BaseException):
                     raise item
+                top_up()  # before handing results over, so the network is busy meanwhile
                 yield from item
         finally:
             # The caller stopped early (or raised): cancel what is in flight, then wait.
@@ -366,14 +433,29 @@ class OpenAIBackend(Backend):
             thread.join()
 
     # -- async API -------------------------------------------------------------------------
-    async def agenerate(self, requests: list[GenRequest]) -> AsyncIterator[GenResult]:
-        """Async form of ``generate`` for callers that already run an event loop."""
-        async for batch in self._batches(validate_requests(requests)):
+    async def agenerate(self, requests: Iterable[GenRequest]) -> AsyncIterator[GenResult]:
+        """Async form of ``generate``; a lazy iterable is consumed on the event loop."""
+        if isinstance(requests, list | tuple):
+            source, seen = iter(validate_requests(requests)), None
+        else:
+            source, seen = iter(requests), set()
+
+        async def take() -> GenRequest | None:
+            req = next(source, None)
+            if req is not None and seen is not None:
+                check_request(req, seen)
+            return req
+
+        async for batch in self._batches(take):
             for result in batch:
                 yield result
 
-    async def _batches(self, reqs: list[GenRequest]) -> AsyncIterator[list[GenResult]]:
-        """Results in completion order, as lists of whatever has completed meanwhile."""
+    async def _batches(self, take: Callable[[], Awaitable[GenRequest | None]]
+                       ) -> AsyncIterator[list[GenResult]]:
+        """Results in completion order, as lists of whatever has completed meanwhile.
+
+        ``take`` gives the next request, or None when there are no more.
+        """
         cfg = self.config
         client = CLIENTS[cfg.client](cfg)
         sem = asyncio.Semaphore(cfg.concurrency)
@@ -381,37 +463,57 @@ class OpenAIBackend(Backend):
             if cfg.requests_per_minute else None
         tpm = TokenBucket(cfg.tokens_per_minute, cfg.rate_burst_s) \
             if cfg.tokens_per_minute else None
-        done: asyncio.Queue[GenResult] = asyncio.Queue()
-        # A pool of worker coroutines, each sending one request at a time from the shared
-        # iterator: no task per request (creating thousands of tasks up front also made the
-        # cyclic GC rescan them, ~20 % of the CPU per request at 5,000 requests), and in the
-        # common case the semaphore is never contended. A worker that has to back off starts
-        # a replacement first (up to twice the concurrency in all), so the slot it leaves is
-        # used while it sleeps; the semaphore keeps the requests in flight within the bound.
+        # Results, an exception raised while taking input, or _END once every worker is done.
+        done: asyncio.Queue[GenResult | BaseException | object] = asyncio.Queue()
+        # A pool of worker coroutines, each sending one request at a time: no task per
+        # request (creating thousands of tasks up front also made the cyclic GC rescan them,
+        # ~20 % of the CPU per request at 5,000 requests), and in the common case the
+        # semaphore is never contended. A worker that has to back off starts a replacement
+        # first (up to twice the concurrency in all), so the slot it leaves is used while it
+        # sleeps; the semaphore keeps the requests in flight within the bound.
         window = 2 * cfg.concurrency
-        pending = iter(reqs)
         tasks: set[asyncio.Task] = set()
+        live = 0
 
         def spawn() -> None:
-            if len(tasks) < window:
+            nonlocal live
+            if live < window:
+                live += 1
                 task = asyncio.create_task(worker())
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
 
         async def worker() -> None:
-            for req in pending:
-                done.put_nowait(await self._run_one(client, sem, rpm, tpm, req, spawn))
+            nonlocal live
+            try:
+                while (req := await take()) is not None:
+                    done.put_nowait(await self._run_one(client, sem, rpm, tpm, req, spawn))
+            except Exception as e:  # bad input from a lazy iterable: stop and say so
+                done.put_nowait(e)
+            finally:
+                live -= 1
+                if live == 0:
+                    done.put_nowait(_END)
 
-        for _ in range(min(cfg.concurrency, len(reqs))):
+        for _ in range(cfg.concurrency):
             spawn()
         try:
-            left = len(reqs)
-            while left:
-                batch = [await done.get()]
-                while not done.empty():
-                    batch.append(done.get_nowait())
-                left -= len(batch)
-                yield batch
+            finished = False
+            while not finished:
+                batch = []
+                item = await done.get()
+                while True:
+                    if item is _END:
+                        finished = True
+                    elif isinstance(item, BaseException):
+                        raise item
+                    else:
+                        batch.append(item)
+                    if done.empty():
+                        break
+                    item = done.get_nowait()
+                if batch:
+                    yield batch
         finally:
             for t in list(tasks):
                 t.cancel()
