@@ -1,6 +1,8 @@
 from .curation import (
     FUNNEL_LABELS,
+    KEEP_WITHOUT_VERIFICATION,
     PIPELINE,
+    UNVERIFIED,
     PriceTable,
     PromptVersion,
     Sample,
@@ -43,7 +45,9 @@ __all__ = [
     "create_evaluation",
     "ACTIVE_STATES",
     "FUNNEL_LABELS",
+    "KEEP_WITHOUT_VERIFICATION",
     "PIPELINE",
+    "UNVERIFIED",
     "PriceTable",
     "PromptVersion",
     "Sample",

@@ -25,6 +25,11 @@ class Stage(models.TextChoices):
     REVERIFY = "reverify", "re-verify"
 
 
+# The verdict reason of a sample kept without verification (its recipe component has
+# ``verify`` off), and the policy its verdict row's ``detail`` records.
+UNVERIFIED = "unverified"
+KEEP_WITHOUT_VERIFICATION = "keep_without_verification"
+
 # Export is a step of the pipeline but stores no per-sample rows.
 PIPELINE = ("generate", "verify", "reformat", "reverify", "export")
 FUNNEL_LABELS = {"generate": "generated", "verify": "verified", "reformat": "reformatted",
@@ -208,6 +213,13 @@ class SampleQuerySet(models.QuerySet):
         for r in rows.order_by("stage", "-n"):
             out.setdefault(r["stage"], {})[r["reason"] or "unknown"] = r["n"]
         return out
+
+    def kept_unverified(self) -> dict[str, int]:
+        """{stage: n} of the samples that passed a verify stage without being verified (their
+        recipe component has verification off)."""
+        rows = self.filter(correct=True, reason=UNVERIFIED).order_by().values("stage").annotate(
+            n=Count("id"))
+        return {r["stage"]: r["n"] for r in rows}
 
     def usage(self) -> dict[str, dict[str, float]]:
         """Tokens, cost and GPU-seconds per stage."""

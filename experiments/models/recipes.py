@@ -121,6 +121,15 @@ class RecipeComponent(models.Model):
     count = models.PositiveIntegerField(null=True, blank=True)
     fraction = models.FloatField(null=True, blank=True)
     seed = models.IntegerField(default=0)
+    # Reject sampling per component: off keeps every sample the teacher finished (cut at
+    # max_tokens or empty is still dropped) without looking at its answer, as Sky-T1 took
+    # STILL-2's science and puzzle data. Frozen into the version's spec like the filters.
+    verify = models.BooleanField(
+        "Verify samples (reject sampling)",
+        default=True,
+        help_text="Off: every finished sample is kept without checking, as Sky-T1 took "
+        "STILL-2's science and puzzle data.",
+    )
 
     class Meta:
         ordering = ["position", "id"]
@@ -142,7 +151,24 @@ class RecipeComponent(models.Model):
             "count": self.count,
             "fraction": self.fraction,
             "seed": self.seed,
+            "verify": self.verify,
         }
+
+
+def component_verifies(spec: dict) -> bool:
+    """A frozen component spec's verification policy (specs frozen before the policy existed
+    have no key: they were verified)."""
+    return bool(spec.get("verify", True))
+
+
+def fingerprint_spec(spec: dict) -> dict:
+    """The spec as the fingerprint sees it: ``verify`` only where it is off, so a version
+    frozen before the policy existed and an unchanged rebuild of it fingerprint alike."""
+    components = [
+        {k: v for k, v in c.items() if not (k == "verify" and v is True)}
+        for c in spec["components"]
+    ]
+    return {**spec, "components": components}
 
 
 def candidates_for(spec: dict):
@@ -320,7 +346,7 @@ class RecipeVersion(models.Model):
         selection = select(spec, index, progress)
         ids = [pid for pid, _ in selection.items]
         fingerprint = hashlib.sha256(
-            json.dumps([spec, selection.items], sort_keys=True).encode()
+            json.dumps([fingerprint_spec(spec), selection.items], sort_keys=True).encode()
         ).hexdigest()
         latest = recipe.latest_version()
         if latest is not None and latest.fingerprint == fingerprint:

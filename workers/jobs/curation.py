@@ -24,7 +24,9 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef
 
 from experiments.models import (
+    KEEP_WITHOUT_VERIFICATION,
     PIPELINE,
+    UNVERIFIED,
     HumanVerdict,
     PriceTable,
     Problem,
@@ -34,6 +36,7 @@ from experiments.models import (
     TrainingSet,
     TrainingSetVersion,
 )
+from experiments.models.recipes import component_verifies
 from workers.curation import sharegpt_row, user_prompt, verification_problem, write_export
 from workers.runner import JobContext, UserError, job
 
@@ -67,11 +70,18 @@ class Pipeline:
         self.n = int(self.cfg.get("n", 1))
         self.chunk = max(1, int(self.cfg.get("chunk_size", 32)))
         self.prices = PriceTable.prices()
-        self.problem_ids = list(
+        items = list(
             RecipeItem.objects.filter(version_id=run.recipe_version_id)
             .order_by("component", "position", "problem_id")
-            .values_list("problem_id", flat=True)
+            .values_list("problem_id", "component")
         )
+        self.problem_ids = [pid for pid, _ in items]
+        # The verification policy, from the version's frozen spec (what the run uses, not the
+        # recipe as edited since): problem id -> its component's index, for the problems of
+        # components with ``verify`` off. Anything not in it is verified.
+        components = (run.recipe_version.spec or {}).get("components") or []
+        off = {i for i, c in enumerate(components) if not component_verifies(c)}
+        self.unverified: dict[int, int] = {pid: ci for pid, ci in items if ci in off}
         self.samples = Sample.objects.filter(run=run)
 
     # --- driver ---------------------------------------------------------------------------
@@ -253,21 +263,33 @@ class Pipeline:
             rows = list(self.pending(source, target).select_related("problem")[: self.chunk * 4])
             if not rows:
                 return
+            # Samples of components with verification off never reach a verifier.
+            checked = [r for r in rows if r.problem_id not in self.unverified]
             items = [(verification_problem(r.problem.domain, r.problem.answer, r.problem.tests,
                                            r.problem.options), r.text, r.finish_reason)
-                     for r in rows]
-            verdicts = verify_many(items, max_workers=workers, config=config)
+                     for r in checked]
+            verdicts = dict(zip((r.pk for r in checked),
+                                verify_many(items, max_workers=workers, config=config)
+                                if items else [], strict=True))
             out = []
-            for r, v in zip(rows, verdicts, strict=True):
-                correct, reason = v.correct, str(v.reason)
+            for r in rows:
+                if r.pk in verdicts:
+                    v = verdicts[r.pk]
+                    correct, reason = v.correct, str(v.reason)
+                    extracted = "" if v.extracted is None else str(v.extracted)
+                    detail, latency = {**(v.detail or {}), "ms": v.ms}, v.ms / 1000
+                else:
+                    correct, reason = keep_unverified(r.text, r.finish_reason)
+                    extracted, latency = "", None
+                    detail = {"policy": KEEP_WITHOUT_VERIFICATION,
+                              "component": self.unverified[r.problem_id]}
                 if target == Stage.REVERIFY and not (r.detail or {}).get("well_formed", True):
                     correct, reason = False, "not_well_formed"
-                extracted = "" if v.extracted is None else str(v.extracted)
                 out.append(Sample(
                     run=self.run, problem_id=r.problem_id, sample_index=r.sample_index,
                     stage=target, attempt=self.run.attempt, finish_reason=r.finish_reason,
                     correct=correct, reason=reason, extracted=extracted[:20000],
-                    detail={**(v.detail or {}), "ms": v.ms}, latency_s=v.ms / 1000,
+                    detail=detail, latency_s=latency,
                 ))
             self.persist(out)
             self.report(target)
@@ -384,6 +406,20 @@ def build_messages(convert, text: str) -> list[dict[str, str]]:
     from workers.generation.reformat import build_convert_messages
 
     return build_convert_messages(convert.text, convert.example, text)
+
+
+def keep_unverified(text: str, finish_reason: str) -> tuple[bool, str]:
+    """The verdict on a sample of a component with verification off: kept when the model
+    finished it; cut at max_tokens or empty fails with the verifier's own reason."""
+    from workers.verify import Reason
+
+    if finish_reason == "length":
+        return False, str(Reason.TRUNCATED)
+    if finish_reason == "error":
+        return False, "error"
+    if not (text or "").strip():
+        return False, str(Reason.NO_ANSWER_FOUND)
+    return True, UNVERIFIED
 
 
 def error_reason(error: dict | None) -> str:
