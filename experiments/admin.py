@@ -157,7 +157,8 @@ class RecipeAdmin(admin.ModelAdmin):
 
 @admin.register(RecipeComponent)
 class RecipeComponentAdmin(admin.ModelAdmin):
-    list_display = ("recipe", "position", "title", "dataset", "domain", "source")
+    list_display = ("recipe", "position", "title", "dataset", "domain", "source", "verify")
+    list_filter = ("verify",)
     raw_id_fields = ("recipe", "dataset")
 
 

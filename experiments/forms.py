@@ -180,7 +180,10 @@ class RecipeComponentForm(forms.ModelForm):
             "count",
             "fraction",
             "seed",
+            "verify",
         ]
+        # One explanation below the components table serves every row's checkbox.
+        widgets = {"verify": forms.CheckboxInput(attrs={"aria-describedby": "verify-help"})}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

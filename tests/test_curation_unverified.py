@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 
 from experiments.models import (
     KEEP_WITHOUT_VERIFICATION,
@@ -19,6 +20,7 @@ from experiments.models import (
     TrainingSetVersion,
 )
 from experiments.models.recipes import component_verifies
+from tests.conftest import client_for
 from tests.test_curation import echo_problems, make_dataset, make_problem, make_run
 from workers.jobs.curation import keep_unverified
 from workers.openai_stub import StubServer
@@ -144,3 +146,71 @@ def test_a_version_frozen_before_the_policy_is_not_rebuilt_for_it():
     RecipeComponent.objects.filter(recipe=recipe, position=1).update(verify=False)
     v2, created = RecipeVersion.materialise(recipe, recipe.spec())
     assert created and v2.number == 2 and v2.problem_ids() == v1.problem_ids()
+
+
+def test_the_form_saves_the_policy_the_version_freezes_it_and_the_run_page_counts_it(users):
+    math = echo_problems(4, dataset=make_dataset("math"), wrong_every=3)
+    science = science_problems()
+    client = client_for(users["operator"])
+    component = {"count": "", "seed": "0", "has_tests": "unknown", "fraction": "1.0"}
+    form = {"name": "web", "description": "", "contamination_threshold": "0.2",
+            "components-TOTAL_FORMS": "2", "components-INITIAL_FORMS": "0",
+            "components-MIN_NUM_FORMS": "1", "components-MAX_NUM_FORMS": "1000",
+            **{f"components-0-{k}": v for k, v in component.items()},
+            **{f"components-1-{k}": v for k, v in component.items()},
+            "components-0-dataset": math[0].dataset_id, "components-0-title": "math",
+            "components-0-verify": "on",
+            # An unticked checkbox is not posted: verification off.
+            "components-1-dataset": science[0].dataset_id, "components-1-title": "STILL-2 sci"}
+    editor = client.get(reverse("recipe_new")).content.decode()
+    # Verification is on unless unticked; one explanation serves every row.
+    assert 'type="checkbox" name="components-__prefix__-verify" aria-describedby="verify-help"' \
+        in editor and 'id="id_components-0-verify" checked' in editor
+    assert 'id="verify-help">Verify: Verify samples (reject sampling)' in editor
+    resp = client.post(reverse("recipe_new"), form)
+    recipe = Recipe.objects.get(name="web")
+    assert resp.status_code == 302
+    assert list(recipe.components.values_list("title", "verify")) == [
+        ("math", True), ("STILL-2 sci", False)]
+    detail = client.get(recipe.get_absolute_url()).content.decode()
+    assert detail.count("kept without verification") == 1 and \
+        "Taken without verification (" in detail and "STILL-2 sci." in detail
+
+    client.post(reverse("recipe_materialise", args=[recipe.pk]))
+    build = recipe.builds.get()
+    assert execute("recipe", build.pk, hostname="test") == RunState.SUCCEEDED
+    version = recipe.latest_version()
+    assert [(c["title"], c["verify"]) for c in version.spec["components"]] == [
+        ("math", True), ("STILL-2 sci", False)]
+    # The run follows the frozen spec, not the recipe as edited after the build.
+    recipe.components.update(verify=True)
+    page = client.get(version.get_absolute_url()).content.decode()
+    assert page.count("kept without verification") == 1
+
+    run = run_curation(version)
+    viewer = client_for(users["viewer"])
+    page = viewer.get(reverse("curation_detail", args=[run.pk]))
+    data = page.context["data"]
+    assert data["unverified"] == {"verify": 2, "reverify": 2} and data["accepted_unverified"] == 2
+    assert page.context["unverified_components"] == ["STILL-2 sci"]
+    assert 'data-field="accepted-unverified">2</b> were kept without verification' in \
+        page.content.decode()
+    assert viewer.get(reverse("curation_status", args=[run.pk])).json()[
+        "accepted_unverified"] == 2
+    listing = viewer.get(reverse("curation_samples", args=[run.pk]),
+                         {"reason": "unverified", "verdict": "pass"})
+    assert "unverified" in listing.context["reasons"]
+    assert sorted(s.stage for s in listing.context["rows"]) == ["reverify", "reverify",
+                                                                "verify", "verify"]
+
+
+def test_the_sky_t1_preset_takes_still2_without_verification():
+    from tests.test_datasets_django import import_file
+    from tests.test_recipes import FIXTURES
+
+    for fixture in ("numina", "still2"):
+        import_file(FIXTURES / f"{fixture}.jsonl", fixture)
+    recipe, _ = Recipe.create_sky_t1("Sky-T1")
+    assert {c["title"]: c["verify"] for c in recipe.spec()["components"]} == {
+        "Numina AMC/AIME": True, "Numina MATH": True, "Numina olympiads": True,
+        "STILL-2 science": False, "STILL-2 puzzles": False}

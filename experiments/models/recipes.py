@@ -24,15 +24,15 @@ from .kinds import RUN_KINDS, QueuedRun
 
 # The Sky-T1 report's mixture: ~5k code from APPs + TACO, ~10k NuminaMath (AIME/AMC, MATH,
 # olympiads; easy problems filtered out by the GPT difficulty rating), ~1k STILL-2 science and
-# puzzles. Each entry: (title, layout, filters, count).
+# puzzles, taken without verification. Each entry: (title, layout, component fields, count).
 SKY_T1_PRESET = (
     ("APPs code", "apps", {"domain": "code", "has_tests": True}, 2500),
     ("TACO code", "taco", {"domain": "code", "has_tests": True}, 2500),
     ("Numina AMC/AIME", "numina", {"source": "numina/amc_aime"}, 2500),
     ("Numina MATH", "numina", {"source": "numina/math", "difficulty_min": 5}, 3500),
     ("Numina olympiads", "numina", {"source": "numina/olympiads", "difficulty_min": 6}, 4000),
-    ("STILL-2 science", "still2", {"domain": "science"}, 700),
-    ("STILL-2 puzzles", "still2", {"domain": "puzzle"}, 300),
+    ("STILL-2 science", "still2", {"domain": "science", "verify": False}, 700),
+    ("STILL-2 puzzles", "still2", {"domain": "puzzle", "verify": False}, 300),
 )
 
 
@@ -84,7 +84,8 @@ class Recipe(models.Model):
         recipe = cls.objects.create(
             name=name,
             description="Sky-T1-32B-Preview mixture: APPs + TACO code, NuminaMath "
-            "AMC/AIME, MATH and olympiads filtered by difficulty, STILL-2 science and puzzles.",
+            "AMC/AIME, MATH and olympiads filtered by difficulty, STILL-2 science and puzzles "
+            "(taken without verification).",
             created_by=user,
         )
         missing = []

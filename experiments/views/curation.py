@@ -20,6 +20,7 @@ from experiments.forms import (
 )
 from experiments.models import (
     FUNNEL_LABELS,
+    UNVERIFIED,
     CurationRun,
     PriceTable,
     Problem,
@@ -27,6 +28,7 @@ from experiments.models import (
     Sample,
     TrainingSetVersion,
 )
+from experiments.models.recipes import component_verifies
 from experiments.roles import Role
 from workers.curation.render import render_markdown
 
@@ -59,6 +61,7 @@ def curation_new(request: HttpRequest) -> HttpResponse:
 
 def _page_data(run: CurationRun) -> dict:
     samples = Sample.objects.filter(run=run)
+    unverified = samples.kept_unverified()
     return {
         "status": run.status_dict(),
         "counts": run.counts,
@@ -66,8 +69,19 @@ def _page_data(run: CurationRun) -> dict:
         "funnel": {by: samples.funnel(by) for by in ("source", "domain", "difficulty")},
         "total": samples.funnel().get("all", {}),
         "reasons": samples.failure_reasons(),
+        # Passed per verify stage without a verifier (components with verification off), and
+        # of the accepted samples (those that passed the last verify stage).
+        "unverified": unverified,
+        "accepted_unverified": unverified.get("reverify" if run.reformats else "verify", 0),
         "labels": FUNNEL_LABELS,
     }
+
+
+def _unverified_components(run: CurationRun) -> list[str]:
+    """Titles of the run's recipe components frozen with verification off."""
+    spec = run.recipe_version.spec if run.recipe_version else {}
+    return [c.get("title") or c.get("dataset_name") or f"component {i + 1}"
+            for i, c in enumerate(spec.get("components") or []) if not component_verifies(c)]
 
 
 @require_GET
@@ -78,6 +92,7 @@ def curation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "experiments/curation/detail.html", {
         "run": run,
         "data": _page_data(run),
+        "unverified_components": _unverified_components(run),
         "accounting": run.accounting_table(usage),
         "export": TrainingSetVersion.objects.filter(source_run=run).select_related(
             "training_set").first(),
@@ -146,7 +161,7 @@ def curation_samples(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "experiments/curation/samples.html", {
         "run": run, "form": form, "rows": rows, "next_query": query.urlencode() if more else "",
         "reasons": sorted(set(Sample.objects.filter(run=run).exclude(reason="").values_list(
-            "reason", flat=True))),
+            "reason", flat=True)) | ({UNVERIFIED} if _unverified_components(run) else set())),
     })
 
 

@@ -33,7 +33,7 @@ from experiments.models import (
     RecipeBuildRun,
     RecipeVersion,
 )
-from experiments.models.recipes import preview
+from experiments.models.recipes import component_verifies, preview
 from experiments.roles import Role, role_of
 
 from .access import require_role
@@ -303,12 +303,14 @@ def recipe_detail(request: HttpRequest, pk: int) -> HttpResponse:
     recipe = _get_recipe(pk)
     versions = list(recipe.versions.order_by("-number"))
     latest = versions[0] if versions else None
+    components = list(recipe.components.select_related("dataset"))
     return render(
         request,
         "experiments/datasets/recipe_detail.html",
         {
             "recipe": recipe,
-            "components": recipe.components.select_related("dataset"),
+            "components": components,
+            "unverified_components": [str(c) for c in components if not c.verify],
             "versions": versions,
             "latest": latest,
             "builds": recipe.builds.order_by("-created_at")[:5],
@@ -369,6 +371,12 @@ def recipe_version(request: HttpRequest, pk: int, number: int) -> HttpResponse:
         {
             "recipe": recipe,
             "version": version,
+            # The selection's counts beside the policy frozen with each component.
+            "components": [
+                {**c, "verify": component_verifies(spec)}
+                for c, spec in zip(version.components, version.spec.get("components") or [],
+                                   strict=False)
+            ],
             "problems": rows,
             "next_after": next_after,
             "chart": {

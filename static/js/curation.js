@@ -24,7 +24,9 @@
       div.appendChild(p);
       var t = document.createElement("span");
       var passed = s === "export" ? d.exported : (d.counts[s] || {}).passed;
-      t.textContent = st.done + " / " + st.total + (passed != null && s !== "export" ? " · passed " + passed : "");
+      var unverified = (d.unverified || {})[s];
+      t.textContent = st.done + " / " + st.total + (passed != null && s !== "export" ? " · passed " + passed : "") +
+        (unverified ? " (" + unverified + " unverified)" : "");
       div.appendChild(t);
       box.appendChild(div);
     });
@@ -67,6 +69,8 @@
     var st = root.querySelector('[data-field="state"]');
     st.textContent = d.status.state; st.className = "state state-" + d.status.state;
     stageBoxes(d);
+    var kept = document.querySelector('[data-field="accepted-unverified"]');
+    if (kept) kept.textContent = d.accepted_unverified || 0;
     if (window.Plotly) { funnel(d); reasons(d); }
   }
 
