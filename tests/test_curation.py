@@ -168,6 +168,27 @@ def test_a_run_without_reformatting_exports_the_verified_teacher_traces(settings
 
 
 @pytest.mark.django_db
+def test_endpoint_stages_keep_concurrency_across_chunks(settings, tmp_path):
+    # Chunks of 2 problems, 6 requests in flight: an endpoint gets one stream of requests,
+    # so the teacher and the reformatter both see 6 at once, not one chunk at a time (which
+    # would also make each chunk wait for its slowest trace).
+    settings.RUNS_DIR = tmp_path / "runs"
+    problems = echo_problems(18)
+    with StubServer(latency_s=0.2) as stub:
+        run = make_run(make_version(problems), stub.base_url, chunk_size=2,
+                       backend_options={"concurrency": 6, "client": "aiohttp"},
+                       reformat={"model": "stub-reformatter", "base_url": stub.base_url,
+                                 "concurrency": 6, "chunk_size": 2, "max_tokens": 4096})
+        assert execute("curation", run.pk, hostname="test") == RunState.SUCCEEDED
+        peak = stub.stats.max_in_flight
+    run.refresh_from_db()
+    assert {s: (c["total"], c["passed"]) for s, c in run.counts.items()} == {
+        "generate": (18, 18), "verify": (18, 18), "reformat": (18, 18), "reverify": (18, 18)}
+    assert peak == 6
+    assert rows_per_key(run) == {1}
+
+
+@pytest.mark.django_db
 def test_api_failures_are_errors_never_content_and_resume_retries_them(settings, tmp_path):
     settings.RUNS_DIR = tmp_path / "runs"
     problems = echo_problems(3)

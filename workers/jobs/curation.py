@@ -191,21 +191,39 @@ class Pipeline:
                         seed=None if s.get("seed") in (None, "") else int(s["seed"]))
         name = self.cfg.get("backend", "transformers")
         batch = int((self.cfg.get("backend_options") or {}).get("batch_size", 8))
+        sent: dict[str, tuple] = {}  # key -> (messages, sampling) until its result is saved
+
+        def requests(part: list[tuple[int, int]]) -> list[GenRequest]:
+            problems = Problem.objects.in_bulk([pid for pid, _ in part])
+            out = []
+            for pid, i in part:
+                sampling = base if base.seed is None else replace(base, seed=base.seed + i)
+                msgs = self.messages(problems[pid])
+                key = f"{pid}:{i}"
+                sent[key] = (msgs, sampling)
+                out.append(GenRequest(key=key, messages=msgs, sampling=sampling,
+                                      sample_index=i))
+            return out
+
         with self.backend() as backend:
-            for part in chunked(todo, self.chunk):
-                problems = Problem.objects.in_bulk([pid for pid, _ in part])
-                requests, sent = [], {}
-                for pid, i in part:
-                    sampling = base if base.seed is None else replace(base, seed=base.seed + i)
-                    msgs = self.messages(problems[pid])
-                    key = f"{pid}:{i}"
-                    sent[key] = (msgs, sampling)
-                    requests.append(GenRequest(key=key, messages=msgs, sampling=sampling,
-                                               sample_index=i))
-                share = max(1, min(batch, len(requests))) if name in LOCAL_BACKENDS else 1
-                self.stream(backend.generate(requests),
-                            lambda r, sent=sent, share=share: self.generate_row(
-                                r, *sent[r.key], name, share), Stage.GENERATE)
+            if name in LOCAL_BACKENDS:
+                # A local engine batches what it is given: one call per chunk, and a chunk's
+                # wall time is shared by its requests for the GPU-seconds accounting.
+                for part in chunked(todo, self.chunk):
+                    reqs = requests(part)
+                    share = max(1, min(batch, len(reqs)))
+                    self.stream(backend.generate(reqs),
+                                lambda r, share=share: self.generate_row(
+                                    r, *sent.pop(r.key), name, share), Stage.GENERATE)
+            else:
+                # An endpoint gets one lazy stream of every missing request, read from the
+                # database a chunk at a time as the backend asks for more, so `concurrency`
+                # requests stay in flight across chunks instead of each chunk waiting for
+                # its slowest trace.
+                stream = (r for part in chunked(todo, self.chunk) for r in requests(part))
+                self.stream(backend.generate(stream),
+                            lambda r: self.generate_row(r, *sent.pop(r.key), name, 1),
+                            Stage.GENERATE)
 
     def stream(self, results, to_row, stage: str) -> None:
         """Persist results as they arrive, a few at a time, checking for cancel between."""
@@ -310,28 +328,34 @@ class Pipeline:
         backend = OpenAIBackend({"model": model, "base_url": base_url,
                                  "api_key": settings.OPENAI_API_KEY, **rcfg})
         convert = self.run.convert_prompt
-        while True:
-            self.ctx.check_cancel()
-            passed = list(self.pending(Stage.VERIFY, Stage.REFORMAT)[:chunk])
-            if not passed:
-                return
-            keys = {(r.problem_id, r.sample_index) for r in passed}
-            texts = {(g.problem_id, g.sample_index): g for g in self.samples.filter(
-                stage=Stage.GENERATE, problem_id__in={k[0] for k in keys}).only(
-                "problem_id", "sample_index", "text")}
-            requests, failed = [], []
-            for pid, i in sorted(keys):
-                try:
-                    msgs = build_messages(convert, texts[(pid, i)].text)
-                except ValueError as exc:
-                    failed.append(self.reformat_row(pid, i, None, model, str(exc)))
-                    continue
-                requests.append(GenRequest(key=f"{pid}:{i}", messages=msgs, sampling=sampling,
-                                           sample_index=i))
-            self.persist(failed)
-            self.stream(backend.generate(requests),
-                        lambda r: self.reformat_row(*map(int, r.key.split(":")), r, model, None),
-                        Stage.REFORMAT)
+
+        def requests():
+            """Verified samples without a reformat row, a page at a time, by id: one lazy
+            stream for the whole stage, so pages do not wait for each other's slowest call."""
+            last = 0
+            while page := list(self.pending(Stage.VERIFY, Stage.REFORMAT)
+                               .filter(id__gt=last)[:chunk]):
+                last = page[-1].id
+                generated = self.samples.filter(
+                    stage=Stage.GENERATE, problem_id__in={r.problem_id for r in page}).only(
+                    "problem_id", "sample_index", "text")
+                texts = {(g.problem_id, g.sample_index): g.text for g in generated}
+                failed = []
+                for r in page:
+                    pid, i = r.problem_id, r.sample_index
+                    try:
+                        msgs = build_messages(convert, texts[(pid, i)])
+                    except ValueError as exc:  # nothing to send (an empty trace)
+                        failed.append(self.reformat_row(pid, i, None, model, str(exc)))
+                        continue
+                    yield GenRequest(key=f"{pid}:{i}", messages=msgs, sampling=sampling,
+                                     sample_index=i)
+                self.persist(failed)
+
+        self.ctx.check_cancel()
+        self.stream(backend.generate(requests()),
+                    lambda r: self.reformat_row(*map(int, r.key.split(":")), r, model, None),
+                    Stage.REFORMAT)
 
     def reformat_row(self, pid: int, i: int, r, model: str, invalid: str | None) -> Sample:
         from workers.generation.reformat import parse_reformatted
