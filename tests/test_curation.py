@@ -336,7 +336,7 @@ def test_operator_launches_a_run_from_the_browser_and_the_key_stays_out(users, s
         "system_prompt": defaults["system"].pk, "template": defaults["template"].pk,
         "convert_prompt": defaults["convert"].pk, "send_system_prompt": "on",
         "reformat_model": "gpt-4o-mini", "reformat_max_tokens": 8192,
-        "reformat_concurrency": 16,
+        "reformat_concurrency": 16, "http_client": "aiohttp", "reformat_http_client": "openai",
     })
     run = CurationRun.objects.get()
     assert resp.status_code == 302 and resp["Location"] == run.get_absolute_url()
@@ -344,7 +344,20 @@ def test_operator_launches_a_run_from_the_browser_and_the_key_stays_out(users, s
     assert run.config["sampling"] == {"temperature": 0.7, "top_p": 0.95, "max_tokens": 64,
                                       "seed": 3}
     assert run.config["n"] == 2 and run.config["reformat"]["model"] == "gpt-4o-mini"
+    assert run.config["reformat"]["client"] == "openai"  # the reformatter goes through the SDK
     assert SECRET not in json.dumps(run.config)
+    # An endpoint run: its HTTP client choice reaches the backend options.
+    resp = client.post(reverse("curation_new"), {
+        "recipe_version": version.pk, "backend": "openai", "model": "teacher",
+        "base_url": "http://127.0.0.1:9/v1", "n": 1, "temperature": 0, "top_p": 1,
+        "max_tokens": 64, "batch_size": 4, "concurrency": 256, "chunk_size": 64,
+        "system_prompt": defaults["system"].pk, "template": defaults["template"].pk,
+        "convert_prompt": defaults["convert"].pk, "reformat_max_tokens": 8192,
+        "reformat_concurrency": 16, "http_client": "aiohttp", "reformat_http_client": "openai",
+    })
+    api_run = CurationRun.objects.exclude(pk=run.pk).get()
+    assert api_run.queue == "api"
+    assert api_run.config["backend_options"] == {"concurrency": 256, "client": "aiohttp"}
     # A viewer may look but not launch.
     assert client_for(users["viewer"]).post(reverse("curation_new"), {}).status_code == 403
 
