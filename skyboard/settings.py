@@ -223,5 +223,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # The HTTP clients log a line per request at INFO: at hundreds of requests a second that
+    # is noise in the worker log and CPU taken from the requests themselves.
+    "loggers": {name: {"level": "WARNING"} for name in (
+        "django.db.backends", "httpx", "httpx2", "httpcore", "openai")},
 }
