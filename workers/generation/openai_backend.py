@@ -222,7 +222,7 @@ class AiohttpClient:
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=cfg.concurrency + 8),
             timeout=aiohttp.ClientTimeout(total=cfg.timeout_s), headers=headers,
-            raise_for_status=False)
+            raise_for_status=False, trust_env=True)  # HTTPS_PROXY etc., as the SDK honours
         self.version = f"aiohttp {aiohttp.__version__}"
 
     async def post(self, body: dict[str, Any]) -> dict[str, Any]:

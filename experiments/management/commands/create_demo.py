@@ -197,8 +197,9 @@ def demo_arithmetic(command, user) -> None:
 
 
 def demo_curation(command, user) -> None:
-    """Prompts (published v1s), a price row, and a 9-problem recipe (GSM8K, HumanEval,
-    competition math) small enough for SmolLM2 on a laptop CPU. The demo model itself is
+    """Prompts (published v1s), a price row, and a 21-problem recipe (3 each from GSM8K,
+    HumanEval and competition math, 12 easy arithmetic items) small enough for SmolLM2 on a
+    laptop CPU. The demo model itself is
     converted by `manage.py prepare_demo_model` (about 30 s, once)."""
     from django.conf import settings
 
@@ -222,8 +223,8 @@ def demo_curation(command, user) -> None:
         if datasets:
             recipe = Recipe.objects.create(
                 name=DEMO_CURATION_RECIPE, created_by=user,
-                description="Three problems from each packaged dataset, for a quick curation "
-                            "run with the demo model.")
+                description="Three problems from each packaged dataset and twelve easy "
+                            "arithmetic items, for a quick curation run with the demo model.")
             for i, ds in enumerate(datasets):
                 RecipeComponent.objects.create(recipe=recipe, position=i, dataset=ds,
                                                count=12 if ds.name == DEMO_ARITHMETIC else 3,
