@@ -425,3 +425,21 @@ def test_agenerate_takes_a_lazy_input_too(client):
     with StubServer() as stub:
         results = asyncio.run(collect(backend(stub, client, concurrency=3)))
     assert sorted(r.completion for r in results) == sorted(f"Echo: q {i}" for i in range(7))
+
+
+def test_both_clients_go_through_the_proxy_the_environment_names(monkeypatch):
+    # A hosted API behind a company proxy: HTTP(S)_PROXY is honoured by both clients (the
+    # "proxy" here is a local server that records the absolute URL it is asked for).
+    ok = json.dumps({"choices": [{"message": {"content": "via proxy"}}]}).encode()
+    seen: list = []
+    proxy_url, shutdown = _scripted_server(200, ok, seen)
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy_url.removesuffix("/v1"))
+    try:
+        results = [_one_result("http://api.upstream.invalid/v1", c, reqs(1)[0])
+                   for c in ("openai", "aiohttp")]
+    finally:
+        shutdown()
+    assert [r.completion for r in results] == ["via proxy", "via proxy"]
+    assert [path for path, _, _ in seen] == ["http://api.upstream.invalid/v1/chat/completions"] * 2

@@ -24,6 +24,8 @@ import queue
 import random
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
@@ -222,12 +224,19 @@ class AiohttpClient:
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=cfg.concurrency + 8),
             timeout=aiohttp.ClientTimeout(total=cfg.timeout_s), headers=headers,
-            raise_for_status=False, trust_env=True)  # HTTPS_PROXY etc., as the SDK honours
+            raise_for_status=False)
+        # HTTPS_PROXY / HTTP_PROXY / NO_PROXY, honoured as the SDK honours them, but looked up
+        # once here: aiohttp's trust_env re-reads the environment on every request (~0.7 ms of
+        # CPU each, which at concurrency 256 halved the throughput).
+        parts = urllib.parse.urlsplit(self.url)
+        self.proxy = None if urllib.request.proxy_bypass(parts.hostname or "") else \
+            urllib.request.getproxies().get(parts.scheme)
         self.version = f"aiohttp {aiohttp.__version__}"
 
     async def post(self, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            async with self.session.post(self.url, data=json.dumps(body).encode()) as resp:
+            async with self.session.post(self.url, data=json.dumps(body).encode(),
+                                         proxy=self.proxy) as resp:
                 status, content = resp.status, await resp.read()
                 headers = resp.headers
         except TimeoutError as e:  # aiohttp's total/read timeouts (asyncio.TimeoutError)
