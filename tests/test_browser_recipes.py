@@ -3,7 +3,6 @@ import, build a recipe with the live preview, materialise it and look at the ver
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,19 +11,12 @@ from django.contrib.auth.models import Group, User
 from playwright.sync_api import expect, sync_playwright
 
 from experiments.models import Dataset, Recipe, RecipeVersion
+from tests.support.browser import open_browser
 from tests.support.processes import celery_worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def test_build_a_recipe_in_the_browser(live_server, tmp_path):
@@ -41,15 +33,7 @@ def test_build_a_recipe_in_the_browser(live_server, tmp_path):
     upload.write_text(rows)
 
     with celery_worker(tmp_path, queues="cpu") as worker, sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=CHROMIUM_ARGS
-        )
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(30_000)
-        page.goto(f"{live_server.url}/login/")
-        page.fill("#id_username", "browser-op")
-        page.fill("#id_password", "pw-for-browser")
-        page.click("button[type=submit]")
+        browser, page = open_browser(pw, live_server, "browser-op")
 
         # Upload: the request queues an import run; the worker does it, the page follows.
         page.click("nav.main >> text=Datasets")

@@ -15,6 +15,7 @@ from django.contrib.auth.models import Group, User
 from playwright.sync_api import expect, sync_playwright
 
 from experiments.models import HumanVerdict, ReviewQueue, RunState, TrainingSetVersion
+from tests.support.browser import open_browser
 from tests.support.review import make_reviewed_run
 from workers.runner import execute
 
@@ -24,9 +25,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 SHOTS = Path(os.environ.get("SKYBOARD_SCREENSHOTS", "var/screenshots"))
 
 
@@ -48,18 +46,6 @@ def exported_problems(run) -> list[str]:
     path = TrainingSetVersion.objects.get(source_run=child).path
     return [r["conversations"][0]["value"].split(":")[0]
             for r in json.loads(Path(path).read_text())]
-
-
-def open_browser(pw, live_server, username: str):
-    browser = pw.chromium.launch(
-        executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=CHROMIUM_ARGS)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(30_000)
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "pw-for-browser")
-    page.click("button[type=submit]")
-    return browser, page
 
 
 def test_reviewer_works_a_queue_with_the_keyboard_and_overrides_change_the_export(live_server):

@@ -3,7 +3,6 @@ file preview; the run page's plotly loss curve, redrawn live as metric points ar
 
 from __future__ import annotations
 
-import os
 import threading
 
 import pytest
@@ -11,21 +10,13 @@ from django.contrib.auth.models import Group, User
 from playwright.sync_api import expect, sync_playwright
 
 from experiments.models import RunState, TrainingRun
+from tests.support.browser import open_browser
 from tests.test_training_django import make_sharegpt_dataset, points
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.integration,
     pytest.mark.django_db(transaction=True),
-]
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
 ]
 
 
@@ -38,15 +29,7 @@ def test_launch_form_and_live_loss_curve(live_server):
     )
     run.add_metrics(points([1, 2, 3]))
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=CHROMIUM_ARGS
-        )
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(30_000)
-        page.goto(f"{live_server.url}/login/")
-        page.fill("#id_username", "browser-op")
-        page.fill("#id_password", "pw-for-browser")
-        page.click("button[type=submit]")
+        browser, page = open_browser(pw, live_server, "browser-op")
 
         page.goto(f"{live_server.url}/runs/training/new")
         page.select_option("#id_sources", f"dataset:{dataset.pk}")
