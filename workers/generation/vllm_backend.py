@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 RUNNER = Path(__file__).with_name("vllm_runner.py")
 _OPTIONS = {"model", "venv", "python", "tensor_parallel_size", "dtype", "max_model_len",
-            "seed", "chunk_size", "gpu_memory_utilization", "trust_remote_code", "env",
-            "model_name", "revision"}
+            "seed", "chunk_size", "gpu_memory_utilization", "kv_cache_memory_bytes",
+            "enforce_eager", "trust_remote_code", "env", "model_name", "revision"}
 
 
 class VLLMBackend(Backend):
@@ -42,8 +42,8 @@ class VLLMBackend(Backend):
             raise ValueError("the vllm backend needs a 'model'")
         if config.get("python"):
             python = Path(config["python"])
-        elif config.get("venv"):  # the GENERATION_VENV setting
-            python = Path(config["venv"]) / "bin" / "python"
+        elif config.get("venv") or _settings_venv():  # the GENERATION_VENV setting
+            python = Path(config.get("venv") or _settings_venv()) / "bin" / "python"
         else:
             raise ValueError("the vllm backend needs 'venv' (GENERATION_VENV) or 'python'")
         if not python.exists():
@@ -91,7 +91,9 @@ class VLLMBackend(Backend):
                             continue
                         event = msg.get("event")
                         if event == "ready":
-                            self.version = f"vllm {msg.get('vllm_version')}"
+                            device = msg.get("device")
+                            self.version = (f"vllm {msg.get('vllm_version')}"
+                                            + (f" ({device})" if device else ""))
                         elif event == "fatal":
                             fatal = msg.get("error") or {}
                         elif event == "result" and msg.get("key") in by_key:
@@ -126,6 +128,16 @@ class VLLMBackend(Backend):
             latency_s=float(msg.get("latency_s") or 0.0), model=dict(self.identity),
             backend=self.name, backend_version=self.version,
             prompt_text=msg.get("prompt_text"), error=error, sample_index=req.sample_index)
+
+
+def _settings_venv() -> str | None:
+    """GENERATION_VENV when running under Django (curation and evaluation runs), else None."""
+    try:
+        from django.conf import settings
+
+        return str(settings.GENERATION_VENV) if settings.configured else None
+    except (ImportError, AttributeError):
+        return None
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
