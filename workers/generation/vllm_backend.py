@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -100,8 +101,7 @@ class VLLMBackend(Backend):
                             yield self._result(by_key.pop(msg["key"]), msg)
                     proc.wait()
                 finally:
-                    if proc.poll() is None:
-                        _kill_group(proc)
+                    _end_group(proc)
                     proc.stdout.close()
             if by_key:  # the runner died or refused: account for every unanswered request
                 tail = stderr_path.read_text(errors="replace")[-2000:]
@@ -140,14 +140,36 @@ def _settings_venv() -> str | None:
         return None
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+def _end_group(proc: subprocess.Popen, term_wait: float = 10, grace: float = 3) -> None:
+    """Stop the runner if it still runs (SIGTERM to its process group, SIGKILL after
+    ``term_wait``), then make sure nothing of its group outlives it: vLLM's engine core and
+    workers get ``grace`` seconds to finish their SIGTERM shutdown, then whatever is left is
+    killed -- multiprocessing's resource tracker ignores SIGTERM and was seen staying behind
+    indefinitely once the runner was gone."""
+    pgid = proc.pid  # start_new_session: the runner leads its own group
+    if proc.poll() is None:
         try:
-            os.killpg(proc.pid, sig)
+            os.killpg(pgid, signal.SIGTERM)
         except ProcessLookupError:
-            return
+            pass
         try:
-            proc.wait(wait)
-            return
+            proc.wait(term_wait)
         except subprocess.TimeoutExpired:
-            continue
+            pass
+    deadline = time.monotonic() + grace
+    while True:
+        try:
+            os.killpg(pgid, 0)  # anyone left in the group (zombies count until reaped)?
+        except ProcessLookupError:
+            break
+        if time.monotonic() >= deadline:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            break
+        time.sleep(0.05)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        log.error("vllm runner %d survived SIGKILL", proc.pid)

@@ -19,6 +19,7 @@ Everything else any library prints goes to stderr, so stdout stays parseable.
 
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -32,6 +33,10 @@ def main(argv):
 
     def emit(obj):
         proto.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+    # SIGTERM (the parent stopping early) unwinds like an exception, so vLLM's own shutdown runs
+    # and unlinks its shared-memory queues instead of leaving them in /dev/shm.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     with open(argv[1]) as f:
         config = json.load(f)
