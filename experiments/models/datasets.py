@@ -226,14 +226,20 @@ class ProblemQuerySet(models.QuerySet):
         promising = len(rows) * budget >= (size + 1) * first
         if len(rows) <= size and stop and not promising and connection.vendor == "postgresql":
             timeout = max(1, round(budget * SEARCH_ROW_MICROSECONDS / 1000))
+            found = None
             try:
                 with transaction.atomic(), _pg_local(statement_timeout=f"{timeout}ms"):
                     rest = qs.filter(id__gt=stop).searched(search)
-                    rows += _page_rows(rest, size + 1 - len(rows))
-                stop = None  # the index answered for every remaining row
+                    found = _page_rows(rest, size + 1 - len(rows))
             except OperationalError as exc:
+                # The timeout may also cancel putting the old settings back, after the rows
+                # were read: those rows are still the answer (taking them and then walking
+                # on from `stop` as well repeated every match after it).
                 if not isinstance(exc.__cause__, QueryCanceled):
                     raise
+            if found is not None:
+                rows += found
+                stop = None  # the index answered for every remaining row
         if len(rows) <= size and stop and budget > first:
             stop = walk(rows, stop, budget - first)
         if len(rows) > size:
