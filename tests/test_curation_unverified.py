@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
+from devtools.openai_stub import StubServer
 from experiments.models import (
     KEEP_WITHOUT_VERIFICATION,
     Recipe,
@@ -23,7 +24,6 @@ from experiments.models.recipes import component_verifies
 from tests.conftest import client_for
 from tests.test_curation import echo_problems, make_dataset, make_problem, make_run
 from workers.jobs.curation import keep_unverified
-from workers.openai_stub import StubServer
 from workers.runner import execute
 
 pytestmark = pytest.mark.django_db

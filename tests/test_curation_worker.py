@@ -24,6 +24,9 @@ import httpx
 import pytest
 from django.db.models import Count
 
+from devtools.openai_stub import StubServer
+from distill.datasets import packaged_datasets
+from distill.generation.models import prepare_smollm2
 from experiments.models import (
     CurationRun,
     Dataset,
@@ -42,9 +45,6 @@ from tests.test_curation import (
     make_run,
     make_version,
 )
-from workers.datasets import packaged_datasets
-from workers.generation.models import prepare_smollm2
-from workers.openai_stub import StubServer
 from workers.runner import execute
 
 pytestmark = [
@@ -87,7 +87,7 @@ def small_recipe() -> list[Problem]:
 def load_with_llamafactory(tsv: TrainingSetVersion, tmp_path: Path) -> dict:
     env = dict(os.environ, HF_DATASETS_CACHE=str(tmp_path / "hf-cache"), HF_HUB_OFFLINE="1")
     out = subprocess.run(
-        [str(TRAIN_PY), str(ROOT / "workers/curation/load_with_llamafactory.py"),
+        [str(TRAIN_PY), str(ROOT / "distill/curation/load_with_llamafactory.py"),
          tsv.dataset_dir, tsv.dataset_name],
         capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]

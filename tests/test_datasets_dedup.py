@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from workers.datasets import build_index, content_hash
-from workers.datasets.decontam import NgramIndex
+from distill.datasets import build_index, content_hash
+from distill.datasets.decontam import NgramIndex
 
 BASE = {"domain": "math", "prompt": "Find the sum of all integers $n$ such that $n^2 < 20$."}
 

@@ -12,9 +12,9 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.urls import reverse
 
+from distill.datasets import packaged_datasets
 from experiments.models import Dataset, ImportRun, Problem, RunState
 from tests.conftest import client_for
-from workers.datasets import packaged_datasets
 from workers.runner import execute
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.datasets import DatasetError, convert_file, iter_converted, packaged_datasets
+from distill.datasets import DatasetError, convert_file, iter_converted, packaged_datasets
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.datasets import DatasetError, RowError, convert_file, detect, get_layout, last_boxed
+from distill.datasets import DatasetError, RowError, convert_file, detect, get_layout, last_boxed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 

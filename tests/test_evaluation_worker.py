@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from devtools.openai_stub import StubServer
+from distill.generation.models import prepare_smollm2
 from experiments.models import Benchmark, BenchmarkResult, EvalSample, RunState, create_evaluation
 from tests.support.processes import celery_worker, wait_for
-from workers.generation.models import prepare_smollm2
-from workers.openai_stub import StubServer
 
 pytestmark = [
     pytest.mark.integration,

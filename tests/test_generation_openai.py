@@ -15,11 +15,11 @@ import time
 import httpx
 import pytest
 
-from workers.generation.base import GenRequest, Sampling, get_backend
-from workers.generation.openai_backend import OpenAIBackend
-from workers.generation.prompts import CONVERT_PROMPT, CONVERT_PROMPT_EXAMPLE
-from workers.generation.reformat import build_convert_messages, parse_reformatted
-from workers.openai_stub import StubServer
+from devtools.openai_stub import StubServer
+from distill.generation.base import GenRequest, Sampling, get_backend
+from distill.generation.openai_backend import OpenAIBackend
+from distill.generation.prompts import CONVERT_PROMPT, CONVERT_PROMPT_EXAMPLE
+from distill.generation.reformat import build_convert_messages, parse_reformatted
 
 SECRET = "sk-test-very-secret-key-0123456789"
 
@@ -199,7 +199,7 @@ def test_stub_runs_as_a_command_and_stops_cleanly(client):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "workers.openai_stub", "--port", str(port), "--faults", "429",
+        [sys.executable, "-m", "devtools.openai_stub", "--port", str(port), "--faults", "429",
          "--retry-after", "0"],
         stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -226,7 +226,7 @@ def test_generate_works_on_each_event_loop(loop, client):
 
 
 def test_without_uvloop_auto_falls_back_and_uvloop_is_refused(monkeypatch, client):
-    from workers.generation import openai_backend as ob
+    from distill.generation import openai_backend as ob
 
     monkeypatch.setattr(ob, "_uvloop", lambda: None)
     loop = ob.new_event_loop("auto")
@@ -245,7 +245,7 @@ def test_without_uvloop_auto_falls_back_and_uvloop_is_refused(monkeypatch, clien
 
 def test_uvloop_is_used_when_installed():
     uvloop = pytest.importorskip("uvloop")
-    from workers.generation import openai_backend as ob
+    from distill.generation import openai_backend as ob
 
     loop = ob.new_event_loop("auto")
     try:

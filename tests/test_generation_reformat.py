@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from workers.generation.prompts import CONVERT_PROMPT, CONVERT_PROMPT_EXAMPLE, SYSTEM_PROMPT
-from workers.generation.reformat import build_convert_messages, parse_reformatted
+from distill.generation.prompts import CONVERT_PROMPT, CONVERT_PROMPT_EXAMPLE, SYSTEM_PROMPT
+from distill.generation.reformat import build_convert_messages, parse_reformatted
 
 GOOD = ("<|begin_of_thought|>\n\nFirst add 2 and 3.\n\nThat is 5.<|end_of_thought|>\n\n"
         "<|begin_of_solution|>\n\nThe sum is $\\boxed{5}$.<|end_of_solution|>\n")

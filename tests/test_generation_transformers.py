@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from workers.generation.base import GenRequest, Sampling, expand, get_backend
-from workers.generation.models import is_complete, prepare_smollm2
+from distill.generation.base import GenRequest, Sampling, expand, get_backend
+from distill.generation.models import is_complete, prepare_smollm2
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_CACHE = Path(os.environ.get("SKYBOARD_MODEL_CACHE", ROOT / "var" / "models"))

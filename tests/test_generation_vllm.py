@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.generation.base import GenRequest, Sampling, get_backend
+from distill.generation.base import GenRequest, Sampling, get_backend
 
 FAKE_VLLM = Path(__file__).parent / "fixtures" / "fake_vllm"
 

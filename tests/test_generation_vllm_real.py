@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from workers.generation.base import GenRequest, Sampling, get_backend
-from workers.generation.models import is_complete, prepare_smollm2
+from distill.generation.base import GenRequest, Sampling, get_backend
+from distill.generation.models import is_complete, prepare_smollm2
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_CACHE = Path(os.environ.get("SKYBOARD_MODEL_CACHE", ROOT / "var" / "models"))
@@ -104,7 +104,7 @@ def test_greedy_and_seeded_sampling_reproduce(generated):
 
 
 def test_results_name_the_model_revision_and_real_vllm_version(generated, smollm2_dir):
-    from workers.generation.transformers_backend import model_revision
+    from distill.generation.transformers_backend import model_revision
 
     r = generated["results"]["greedy"]
     assert r.model == {"name": "smollm2-135m-instruct", "revision": model_revision(smollm2_dir)}

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workers.training.config import (
+from distill.training.config import (
     ConfigError,
     TrainingSettings,
     build_run_files,

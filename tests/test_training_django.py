@@ -10,11 +10,11 @@ import pytest
 import yaml
 from django.urls import reverse
 
+from distill.training.config import sharegpt_info
+from distill.training.logs import MetricPoint
 from experiments.models import Dataset, Problem, RunState, TrainingMetric, TrainingRun
 from experiments.models.curation import TrainingSet, TrainingSetVersion
 from tests.conftest import client_for
-from workers.training.config import sharegpt_info
-from workers.training.logs import MetricPoint
 
 FIXTURES = Path(__file__).parent / "fixtures" / "training"
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
+from devtools.tiny_model import make_tiny_model
+from distill.training.processes import TAG_VARIABLE
 from experiments.models import RunState, TrainingRun
 from tests.conftest import client_for
 from tests.support.processes import celery_worker, wait_for
@@ -22,8 +24,6 @@ from tests.test_training_django import (
     make_export,
     make_sharegpt_dataset,
 )
-from workers.tiny_model import make_tiny_model
-from workers.training.processes import TAG_VARIABLE
 
 REPO = Path(__file__).resolve().parent.parent
 

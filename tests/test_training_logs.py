@@ -3,8 +3,8 @@
 import json
 import signal
 
-from workers.training.config import TrainingSettings
-from workers.training.failures import (
+from distill.training.config import TrainingSettings
+from distill.training.failures import (
     BAD_DATASET,
     CANCELLED,
     KILLED,
@@ -15,8 +15,8 @@ from workers.training.failures import (
     UNKNOWN,
     classify_failure,
 )
-from workers.training.launcher import training_env
-from workers.training.logs import TrainerLogFollower, grad_norms_in_output, parse_trainer_log_line
+from distill.training.launcher import training_env
+from distill.training.logs import TrainerLogFollower, grad_norms_in_output, parse_trainer_log_line
 
 LINE = {
     "current_steps": 3,

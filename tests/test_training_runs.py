@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from workers.tiny_model import make_tiny_model
-from workers.training.config import TrainingSettings
-from workers.training.failures import BAD_DATASET, CANCELLED, MODEL_NOT_FOUND
-from workers.training.launcher import launch
-from workers.training.processes import TAG_VARIABLE
+from devtools.tiny_model import make_tiny_model
+from distill.training.config import TrainingSettings
+from distill.training.failures import BAD_DATASET, CANCELLED, MODEL_NOT_FOUND
+from distill.training.launcher import launch
+from distill.training.processes import TAG_VARIABLE
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "training"

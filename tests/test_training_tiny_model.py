@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.tiny_model import make_tiny_model
+from devtools.tiny_model import make_tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -75,7 +75,7 @@ def test_offline_wandb_run_matches_the_stored_metrics_and_the_page_explains_it(
             trainer_envs.append(dict(kw["env"]))
         return real_popen(args, *a, **kw)
 
-    monkeypatch.setattr("workers.training.launcher.subprocess.Popen", spy)
+    monkeypatch.setattr("distill.training.launcher.subprocess.Popen", spy)
 
     run = launch(
         users,

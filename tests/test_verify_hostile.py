@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from workers.verify import Reason, SandboxLimits, VerifyConfig, verify
-from workers.verify.sandbox import PRESTARTED, ZYGOTES
+from distill.verify import Reason, SandboxLimits, VerifyConfig, verify
+from distill.verify.sandbox import PRESTARTED, ZYGOTES
 
 CFG = VerifyConfig(sandbox=SandboxLimits(time_limit_s=1.5, memory_mb=512))
 SECRET = "sk-skyboard-verify-test-secret-7f3a"

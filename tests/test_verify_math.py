@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from workers.verify import InvalidProblem, Reason, VerifyConfig, verify, verify_many
-from workers.verify.mathv import extract_answer, last_boxed
-from workers.verify.mcq import extract_choice
+from distill.verify import InvalidProblem, Reason, VerifyConfig, verify, verify_many
+from distill.verify.mathv import extract_answer, last_boxed
+from distill.verify.mcq import extract_choice
 
 
 def math(answer: str) -> dict:
@@ -186,8 +186,8 @@ def test_unit_letters_do_not_make_a_number_an_expression():
 
 
 def test_one_last_boxed_for_verifiers_and_dataset_adapters():
-    from workers.datasets import last_boxed as datasets_last_boxed
-    from workers.datasets.latex import last_boxed as latex_last_boxed
+    from distill.datasets import last_boxed as datasets_last_boxed
+    from distill.datasets.latex import last_boxed as latex_last_boxed
 
     assert datasets_last_boxed is last_boxed and latex_last_boxed is last_boxed
     # An unbalanced final box is not replaced by an earlier one.

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from workers.verify import Reason, SandboxLimits, VerifyConfig, verify, verify_many
-from workers.verify import sandbox as sb
+from distill.verify import Reason, SandboxLimits, VerifyConfig, verify, verify_many
+from distill.verify import sandbox as sb
 
 from .test_verify_code import FIXTURES, _mbpp, block
 from .test_verify_hostile import sandbox_processes
@@ -85,7 +85,7 @@ def test_a_job_sees_nothing_the_previous_job_in_the_same_zygote_left():
 def test_killing_the_worker_takes_its_zygote_down():
     script = (
         "import time\n"
-        "from workers.verify.sandbox import run_job, SandboxLimits, ZYGOTES, sandbox_mode\n"
+        "from distill.verify.sandbox import run_job, SandboxLimits, ZYGOTES, sandbox_mode\n"
         "job = {'mode': 'stdin', 'code': 'print(1)', 'cases': [{'input': '', 'output': '1'}]}\n"
         "assert run_job(job, SandboxLimits())['status'] == 'passed' and sandbox_mode() == 'zygote'\n"
         "print(*sorted(ZYGOTES.pids()), flush=True)\n"

@@ -72,7 +72,7 @@ class PromptVersionQuerySet(models.QuerySet):
     def ensure_defaults(self) -> dict[str, PromptVersion]:
         """Version 1 of the published prompts (SkyThought's convert prompt and its one-shot
         example, STILL-2's system prompt, a plain template); idempotent."""
-        from workers.generation import prompts
+        from distill.generation import prompts
 
         defaults = {
             PromptVersion.Kind.SYSTEM: ("still2", prompts.SYSTEM_PROMPT, ""),

@@ -1,6 +1,6 @@
 """Datasets of problems in one normalised schema, and the runs that import them.
 
-The conversion itself is Django-free (``workers/datasets``); this module stores its output,
+The conversion itself is Django-free (``distill/datasets``); this module stores its output,
 keeps per-dataset counts for the pages, and reports duplicates by content hash.
 """
 
@@ -266,7 +266,7 @@ class ProblemQuerySet(models.QuerySet):
     def insert_converted(self, dataset: Dataset, problems: list[dict], first_row: int) -> int:
         """Insert converted problems; PostgreSQL takes them through COPY (several times
         faster than multi-row INSERTs for rows of a few KB)."""
-        from workers.datasets import content_hash
+        from distill.datasets import content_hash
 
         rows = [
             (
@@ -333,7 +333,7 @@ class Problem(models.Model):
     external_id = models.CharField(max_length=200, blank=True)
     meta = models.JSONField(default=dict, blank=True)
     raw = models.JSONField(default=dict, blank=True)  # the original row, verbatim
-    # SHA-256 of domain + normalised prompt (workers.datasets.hashing): duplicates within and
+    # SHA-256 of domain + normalised prompt (distill.datasets.hashing): duplicates within and
     # across datasets, and de-duplication of recipe components.
     content_hash = models.CharField(max_length=64, db_index=True)
 

@@ -9,7 +9,7 @@ compare to skip work already done), and filled with metrics when its samples are
 ``EvalSample`` holds one row per (run, benchmark, problem, sample index): inserted with
 ``ignore_conflicts`` so a retried or resumed run neither loses nor duplicates a sample.
 
-Metric formulas are in ``workers/evaluation/metrics.py`` (Django-free, tested by hand).
+Metric formulas are in ``distill/evaluation/metrics.py`` (Django-free, tested by hand).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from django.db.models import Avg, Count, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from workers.evaluation import metrics
+from distill.evaluation import metrics
 
 from .runs import RunState
 
@@ -46,7 +46,7 @@ class BenchmarkQuerySet(models.QuerySet):
     def register(self, slug: str, dataset, **fields) -> Benchmark:
         """The registry entry ``slug`` over ``dataset``: its template versions become prompt
         versions, the newest one current; idempotent (an existing benchmark keeps its edits)."""
-        from workers.evaluation import BY_SLUG
+        from distill.evaluation import BY_SLUG
 
         from .curation import PromptVersion
 

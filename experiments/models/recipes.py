@@ -288,7 +288,7 @@ def select(spec: dict, index=None, progress=None) -> Selection:
 
 def benchmark_index(exclude_datasets: set[int] = frozenset()):
     """An n-gram index over every registered benchmark set, or None when there is none."""
-    from workers.datasets import build_index
+    from distill.datasets import build_index
 
     rows = (
         Problem.objects.filter(dataset__is_benchmark=True)

@@ -1,6 +1,6 @@
 """Training runs: what they train on, their metric points and checkpoints, GPU-hours and cost.
 
-The worker side (``workers/training``) is Django-free; this module turns a run row into its
+The worker side (``distill/training``) is Django-free; this module turns a run row into its
 ``TrainingSettings`` and stores what the launcher reports while it runs.
 """
 
@@ -20,7 +20,7 @@ from django.db import models
 from django.db.models import Avg, F, Max, Min, Value
 from django.utils import timezone
 
-from workers.training.config import (
+from distill.training.config import (
     CONFIG_FILE,
     DATASET_INFO_FILE,
     DEEPSPEED_FILE,
@@ -680,7 +680,7 @@ class TrainingNode(models.Model):
 
 def presets() -> dict[str, dict[str, Any]]:
     """Launch-form presets: settings fields (TrainingSettings names) plus "label"."""
-    from workers.training.config import SKY_T1_32B_PREVIEW
+    from distill.training.config import SKY_T1_32B_PREVIEW
 
     return {
         "sky_t1": {"label": "Sky-T1-32B-Preview (published recipe)", **SKY_T1_32B_PREVIEW},

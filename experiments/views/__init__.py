@@ -26,6 +26,8 @@ from .datasets import (  # noqa: F401
     dataset_import,
     dataset_list,
     problem_detail,
+)
+from .recipes import (  # noqa: F401
     recipe_compare,
     recipe_detail,
     recipe_edit,

@@ -10,6 +10,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from distill.curation.render import render_markdown
 from experiments.forms import (
     ConfirmForm,
     CurationRerunForm,
@@ -30,7 +31,6 @@ from experiments.models import (
 )
 from experiments.models.recipes import component_verifies
 from experiments.roles import Role
-from workers.curation.render import render_markdown
 
 from .access import require_role
 
@@ -168,7 +168,7 @@ def curation_samples(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @require_role(Role.VIEWER)
 def curation_sample(request: HttpRequest, pk: int, problem: int, index: int) -> HttpResponse:
-    from workers.generation.reformat import parse_reformatted
+    from distill.generation.reformat import parse_reformatted
 
     run = _get_run(pk)
     prob = get_object_or_404(Problem.objects.select_related("dataset"), pk=problem)

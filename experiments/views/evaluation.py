@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils.feedgenerator import Atom1Feed
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from distill.evaluation import length_histogram
 from experiments.forms import EvaluationForm, EvaluationScheduleForm
 from experiments.models import (
     Benchmark,
@@ -25,7 +26,6 @@ from experiments.models import (
 )
 from experiments.models.evaluation import score_series, solved_matrix
 from experiments.roles import Role
-from workers.evaluation import length_histogram
 
 from .access import require_role
 

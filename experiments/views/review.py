@@ -17,6 +17,7 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
+from distill.curation.render import render_markdown
 from experiments.forms import AssignForm, CommentForm, ReviewQueueForm, TagForm, VerdictForm
 from experiments.models import (
     AuditLog,
@@ -31,7 +32,6 @@ from experiments.models import (
 )
 from experiments.models.review import reviewer_agreement, stage_rows, verifier_audit
 from experiments.roles import Role, role_of
-from workers.curation.render import render_markdown
 
 from .access import require_role
 

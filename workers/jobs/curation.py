@@ -23,6 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Exists, OuterRef
 
+from distill.curation import sharegpt_row, user_prompt, verification_problem, write_export
 from experiments.models import (
     KEEP_WITHOUT_VERIFICATION,
     PIPELINE,
@@ -37,7 +38,6 @@ from experiments.models import (
     TrainingSetVersion,
 )
 from experiments.models.recipes import component_verifies
-from workers.curation import sharegpt_row, user_prompt, verification_problem, write_export
 from workers.runner import JobContext, UserError, job
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ class Pipeline:
     # --- generate -------------------------------------------------------------------------
 
     def backend(self):
-        from workers.generation.base import get_backend
+        from distill.generation.base import get_backend
 
         name = self.cfg.get("backend", "transformers")
         options = dict(self.cfg.get("backend_options") or {})
@@ -183,7 +183,7 @@ class Pipeline:
         return msgs
 
     def stage_generate(self) -> None:
-        from workers.generation.base import GenRequest, Sampling
+        from distill.generation.base import GenRequest, Sampling
 
         have = set(self.samples.filter(stage=Stage.GENERATE).values_list(
             "problem_id", "sample_index"))
@@ -280,7 +280,7 @@ class Pipeline:
         self.verify_from(Stage.REFORMAT, Stage.REVERIFY)
 
     def verify_from(self, source: str, target: str) -> None:
-        from workers.verify import VerifyConfig, verify_many
+        from distill.verify import VerifyConfig, verify_many
 
         vcfg = self.cfg.get("verify") or {}
         config = VerifyConfig(math_timeout_s=float(vcfg.get("math_timeout_s", 5.0)))
@@ -324,8 +324,8 @@ class Pipeline:
     # --- reformat -----------------------------------------------------------------------------
 
     def stage_reformat(self) -> None:
-        from workers.generation.base import GenRequest, Sampling
-        from workers.generation.openai_backend import OpenAIBackend
+        from distill.generation.base import GenRequest, Sampling
+        from distill.generation.openai_backend import OpenAIBackend
 
         rcfg = dict(self.cfg.get("reformat") or {})
         rcfg.pop("enabled", None)
@@ -367,7 +367,7 @@ class Pipeline:
                     Stage.REFORMAT)
 
     def reformat_row(self, pid: int, i: int, r, model: str, invalid: str | None) -> Sample:
-        from workers.generation.reformat import parse_reformatted
+        from distill.generation.reformat import parse_reformatted
 
         if r is None:  # nothing could be sent (an empty trace)
             error = {"type": "InvalidInput", "message": invalid, "status": None, "attempts": 0}
@@ -436,7 +436,7 @@ class Pipeline:
 
 
 def build_messages(convert, text: str) -> list[dict[str, str]]:
-    from workers.generation.reformat import build_convert_messages
+    from distill.generation.reformat import build_convert_messages
 
     return build_convert_messages(convert.text, convert.example, text)
 
@@ -444,7 +444,7 @@ def build_messages(convert, text: str) -> list[dict[str, str]]:
 def keep_unverified(text: str, finish_reason: str) -> tuple[bool, str]:
     """The verdict on a sample of a component with verification off: kept when the model
     finished it; cut at max_tokens or empty fails with the verifier's own reason."""
-    from workers.verify import Reason
+    from distill.verify import Reason
 
     if finish_reason == "length":
         return False, str(Reason.TRUNCATED)

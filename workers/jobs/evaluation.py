@@ -12,8 +12,8 @@ from dataclasses import replace
 
 from django.conf import settings
 
+from distill.evaluation import render
 from experiments.models import BenchmarkResult, EvalSample, EvaluationRun, Problem
-from workers.evaluation import render
 from workers.runner import JobContext, UserError, job
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def call_based(problem: Problem) -> bool:
 
 @job("evaluation")
 def run_evaluation(run: EvaluationRun, ctx: JobContext) -> None:
-    from workers.generation.base import GenRequest, Sampling, get_backend
+    from distill.generation.base import GenRequest, Sampling, get_backend
 
     results = list(run.results.select_related("benchmark", "benchmark__dataset"))
     if not results:
@@ -89,7 +89,7 @@ def _with_options(problem: Problem) -> str:
 
 
 def _store(run, result: BenchmarkResult, problems: dict, generated: list, sent: dict) -> None:
-    from workers.verify import verify_many
+    from distill.verify import verify_many
 
     domain = result.benchmark.domain
     items = []

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from django.db import transaction
 
+from distill.datasets import DatasetError, iter_converted, resolve_layout
 from experiments.models import Dataset, ImportRun, Problem, RunState
-from workers.datasets import DatasetError, iter_converted, resolve_layout
 from workers.runner import UserError, job
 
 MAX_ERRORS = 50

@@ -1,6 +1,6 @@
 """The training job: materialise the data, write the LLaMA-Factory files, train, report.
 
-Runs on the ``gpu`` queue. The launcher (``workers/training/launcher.py``) calls back on this
+Runs on the ``gpu`` queue. The launcher (``distill/training/launcher.py``) calls back on this
 thread; points are stored in batches once per poll, the log tail at most once a second.
 
 Multi-node (``nodes`` = N > 1): one task per node. Node 0 is the run's own task (this job,
@@ -21,12 +21,12 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.utils import timezone
 
+from distill.training.config import ConfigError, validate
+from distill.training.failures import CANCELLED, NCCL_ERROR, UNKNOWN
+from distill.training.launcher import launch
 from experiments.models import FailureReason, RunState, TrainingNode, TrainingRun
 from experiments.models.training import LogTail, free_port, master_address, materialise_dataset
 from workers.runner import Cancelled, UserError, job
-from workers.training.config import ConfigError, validate
-from workers.training.failures import CANCELLED, NCCL_ERROR, UNKNOWN
-from workers.training.launcher import launch
 
 log = logging.getLogger(__name__)
 NODE_TIMEOUT = "node_timeout"

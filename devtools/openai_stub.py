@@ -17,7 +17,7 @@ makes each distinct request answer 429 on its first attempt, 500 on its second, 
 ``fail_marker`` always answers 500, and one containing ``slow_marker`` always stalls. The server records counts per status and the peak number of
 requests in flight, for assertions.
 
-Run: ``python -m workers.openai_stub --port 8765 --latency-ms 200 --faults 429,500``.
+Run: ``python -m devtools.openai_stub --port 8765 --latency-ms 200 --faults 429,500``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """skyboard's verification engine (Django-free): math, code and multiple-choice verdicts.
 
-from workers.verify import verify, verify_many, Verdict, VerifyConfig, reasons
+from distill.verify import verify, verify_many, Verdict, VerifyConfig, reasons
 """
 
 from . import reasons

@@ -32,7 +32,7 @@ class SymbolicResult:
 class _Worker:
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "workers.verify._mathworker"],
+            [sys.executable, "-m", "distill.verify._mathworker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -1,7 +1,7 @@
 """`\\boxed{...}` extraction, the one implementation (stdlib only).
 
-Used by the verifiers (workers.verify.mathv / mcq) and re-exported by
-workers.datasets.latex for the dataset adapters.
+Used by the verifiers (distill.verify.mathv / mcq) and re-exported by
+distill.datasets.latex for the dataset adapters.
 
 Behaviour for a broken final box: when the *last* `\\boxed` / `\\fbox` is unbalanced (no closing
 brace, typically a response cut off mid-answer), `last_boxed` returns None. An earlier box is

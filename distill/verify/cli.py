@@ -1,4 +1,4 @@
-"""`python -m workers.verify IN.jsonl [-o OUT.jsonl]`: one JSON verdict per input line, in order.
+"""`python -m distill.verify IN.jsonl [-o OUT.jsonl]`: one JSON verdict per input line, in order.
 
 Exit status: 0 when every line was verified (whatever the verdicts), 2 for unusable input
 (unreadable file, a line that is not JSON, a problem without answer/tests or with an unknown
@@ -40,7 +40,7 @@ def _load(stream) -> list[tuple[dict, str, str | None]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m workers.verify", description=__doc__.split("\n")[0]
+        prog="python -m distill.verify", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "input", help="JSONL file of {problem, response, finish_reason}; '-' for stdin"

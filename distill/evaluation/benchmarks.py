@@ -47,7 +47,7 @@ class Template:
 class BenchmarkSpec:
     slug: str
     name: str
-    layout: str  # workers.datasets layout of its public file
+    layout: str  # distill.datasets layout of its public file
     domain: str  # verifier domain: math, code, mcq
     reference: str = ""  # key of the published figures (SPEC.md rows), "" when none
     n: int = 1

@@ -3,7 +3,7 @@
 Runs in the training environment (LLaMA-Factory cannot share skyboard's virtualenv), so it
 imports nothing from skyboard:
 
-    .venv-train/bin/python workers/curation/load_with_llamafactory.py DATASET_DIR DATASET_NAME
+    .venv-train/bin/python distill/curation/load_with_llamafactory.py DATASET_DIR DATASET_NAME
 
 Prints one JSON object: {"rows": n, "first": {"_system", "_prompt", "_response"}}; exits
 non-zero when LLaMA-Factory rejects the file or its dataset_info entry.

@@ -1,4 +1,4 @@
-"""Symbolic math checker process: `python -m workers.verify._mathworker`.
+"""Symbolic math checker process: `python -m distill.verify._mathworker`.
 
 Reads one JSON request per line on stdin ({"gold": str, "pred": str, "timeout": int}) and
 answers one JSON line ({"equal": bool} | {"timeout": true} | {"error": str}). It runs

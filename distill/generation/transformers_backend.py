@@ -51,7 +51,7 @@ class TransformersBackend(Backend):
         if not (path / "config.json").is_file():
             raise FileNotFoundError(
                 f"transformers backend: {str(path)!r} is not a model folder (no config.json); "
-                "prepare the demo model with `python -m workers.generation.models "
+                "prepare the demo model with `python -m distill.generation.models "
                 "prepare-smollm2 DEST`")
         self.batch_size = int(config.get("batch_size", 8))
         if self.batch_size < 1:

@@ -1,0 +1,146 @@
+"""Evaluation runs and nightly schedules."""
+
+from __future__ import annotations
+
+from django import forms
+
+
+class EvaluationForm(forms.Form):
+    """Launch an evaluation: what is evaluated, on which benchmarks, with which engine."""
+
+    SOURCES = [("model", "model path"), ("checkpoint", "training checkpoint"),
+               ("endpoint", "OpenAI-compatible endpoint")]
+    BACKENDS = [("transformers", "transformers (CPU/GPU)"), ("vllm", "vLLM (GPU worker)")]
+
+    name = forms.CharField(max_length=200, required=False)
+    source = forms.ChoiceField(choices=SOURCES, initial="model")
+    backend = forms.ChoiceField(choices=BACKENDS, initial="transformers", required=False,
+                                help_text="for model paths and checkpoints")
+    model_path = forms.CharField(max_length=1000, required=False,
+                                 help_text="model folder on the workers, or the endpoint's model")
+    model_name = forms.CharField(max_length=300, required=False, help_text="label on charts")
+    checkpoint = forms.ModelChoiceField(queryset=None, required=False)
+    base_url = forms.URLField(max_length=500, required=False, assume_scheme="http")
+    benchmarks = forms.ModelMultipleChoiceField(queryset=None)
+    n = forms.IntegerField(min_value=1, max_value=1024, required=False,
+                           help_text="samples per problem (blank: benchmark default)")
+    temperature = forms.FloatField(min_value=0, max_value=2, required=False)
+    top_p = forms.FloatField(min_value=0.01, max_value=1, required=False)
+    max_tokens = forms.IntegerField(min_value=1, max_value=131072, required=False)
+    dtype = forms.ChoiceField(choices=[("", "default"), ("bfloat16", "bfloat16"),
+                                       ("float16", "float16"), ("float32", "float32")],
+                              required=False)
+    tensor_parallel_size = forms.IntegerField(min_value=1, max_value=64, required=False)
+    batch_size = forms.IntegerField(min_value=1, max_value=4096, required=False)
+    seed = forms.IntegerField(min_value=0, required=False)
+
+    def __init__(self, *args, **kwargs):
+        from django.conf import settings
+
+        from experiments.models import Benchmark, TrainingCheckpoint
+
+        super().__init__(*args, **kwargs)
+        self.fields["benchmarks"].queryset = Benchmark.objects.usable()
+        self.fields["checkpoint"].queryset = TrainingCheckpoint.objects.select_related(
+            "run").order_by("-created_at")
+        # The demo model (make prepare-model) is what a new installation can evaluate at once.
+        self.fields["model_path"].initial = str(settings.DEMO_MODEL_DIR)
+        self.fields["model_name"].initial = "SmolLM2-135M-Instruct"
+
+    def clean(self):
+        data = super().clean()
+        source = data.get("source")
+        if source == "checkpoint" and not data.get("checkpoint"):
+            self.add_error("checkpoint", "Choose a checkpoint.")
+        if source == "model" and not data.get("model_path"):
+            self.add_error("model_path", "Give the model folder.")
+        if source == "endpoint":
+            if not data.get("base_url"):
+                self.add_error("base_url", "Give the endpoint's base URL.")
+            if not data.get("model_path"):
+                self.add_error("model_path", "Give the endpoint's model name.")
+        return data
+
+    def launch(self, user):
+        from experiments.models import create_evaluation
+
+        d = self.cleaned_data
+        endpoint = d["source"] == "endpoint"
+        run = create_evaluation(
+            benchmarks=d["benchmarks"], source=d["source"],
+            backend="openai" if endpoint else (d.get("backend") or "transformers"),
+            model_path=d.get("model_path") or "", model_name=d.get("model_name") or "",
+            base_url=d.get("base_url") or "" if endpoint else "",
+            checkpoint=d.get("checkpoint") if d["source"] == "checkpoint" else None,
+            engine={k: d.get(k) for k in ("dtype", "tensor_parallel_size", "batch_size", "seed")},
+            overrides={k: d.get(k) for k in ("n", "temperature", "top_p", "max_tokens")},
+            user=user, name=d.get("name") or "",
+        )
+        run.enqueue()
+        return run
+
+
+class EvaluationScheduleForm(forms.ModelForm):
+    engine_batch_size = forms.IntegerField(min_value=1, required=False, label="batch size")
+    engine_dtype = forms.ChoiceField(choices=[("", "default"), ("bfloat16", "bfloat16"),
+                                              ("float32", "float32")], required=False,
+                                     label="dtype")
+    n = forms.IntegerField(min_value=1, max_value=1024, required=False)
+    max_tokens = forms.IntegerField(min_value=1, max_value=131072, required=False)
+    temperature = forms.FloatField(min_value=0, max_value=2, required=False)
+
+    class Meta:
+        from experiments.models import EvaluationSchedule
+
+        model = EvaluationSchedule
+        fields = ["name", "enabled", "hour", "minute", "tz", "benchmarks", "training_runs",
+                  "model_paths", "backend"]
+        widgets = {"model_paths": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["hour"].max_value = 23
+        self.fields["backend"].widget = forms.Select(choices=EvaluationForm.BACKENDS)
+        from experiments.models import Benchmark
+
+        self.fields["benchmarks"].queryset = Benchmark.objects.usable()
+        if self.instance.pk:
+            engine, over = self.instance.engine or {}, self.instance.overrides or {}
+            self.initial.update(engine_batch_size=engine.get("batch_size"),
+                                engine_dtype=engine.get("dtype", ""), n=over.get("n"),
+                                max_tokens=over.get("max_tokens"),
+                                temperature=over.get("temperature"))
+
+    def clean_hour(self):
+        hour = self.cleaned_data["hour"]
+        if hour > 23:
+            raise forms.ValidationError("0-23")
+        return hour
+
+    def clean_minute(self):
+        minute = self.cleaned_data["minute"]
+        if minute > 59:
+            raise forms.ValidationError("0-59")
+        return minute
+
+    def clean_tz(self):
+        import zoneinfo
+
+        tz = self.cleaned_data["tz"]
+        try:
+            zoneinfo.ZoneInfo(tz)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise forms.ValidationError("Unknown time zone.") from None
+        return tz
+
+    def save(self, commit: bool = True):
+        d = self.cleaned_data
+        schedule = super().save(commit=False)
+        schedule.engine = {k: v for k, v in {"batch_size": d.get("engine_batch_size"),
+                                             "dtype": d.get("engine_dtype")}.items() if v}
+        schedule.overrides = {k: d[k] for k in ("n", "max_tokens", "temperature")
+                              if d.get(k) is not None}
+        schedule.save()
+        self.save_m2m()
+        schedule.sync_periodic_task()
+        return schedule

@@ -1,0 +1,176 @@
+"""Training runs: the launch form and the run comparison."""
+
+from __future__ import annotations
+
+from django import forms
+
+from .core import FieldsetsMixin
+
+
+class TrainingRunForm(FieldsetsMixin, forms.Form):
+    """Launch a training run. Field names are LLaMA-Factory's (``TrainingSettings``)."""
+
+    FIELDSETS = (
+        ("Model and data", ("name", "model_name_or_path", "sources", "mix_strategy",
+                            "interleave_probs", "stage", "finetuning_type", "lora_rank",
+                            "template", "cutoff_len", "max_samples",
+                            "preprocessing_num_workers")),
+        ("Optimisation", ("learning_rate", "num_train_epochs", "max_steps", "lr_scheduler_type",
+                          "warmup_ratio", "precision", "logging_steps", "save_steps",
+                          "report_to")),
+        ("Batch and hardware", ("per_device_train_batch_size", "gradient_accumulation_steps",
+                                "gpus_per_node", "nodes", "deepspeed")),
+    )
+
+    from distill.training import config as _tc
+
+    name = forms.CharField(max_length=200, required=False)
+    preset = forms.CharField(max_length=40, required=False, widget=forms.HiddenInput)
+    model_name_or_path = forms.CharField(
+        max_length=500, label="Base model", help_text="A local folder or a hub id."
+    )
+    sources = forms.MultipleChoiceField(
+        label="Training sets",
+        choices=(),
+        help_text="Curation exports and imported ShareGPT datasets; several are mixed.",
+    )
+    mix_strategy = forms.ChoiceField(choices=[(m, m) for m in _tc.MIX_STRATEGIES], initial="concat")
+    interleave_probs = forms.CharField(
+        required=False, max_length=200, help_text="Comma-separated, one per set, summing to 1."
+    )
+    stage = forms.ChoiceField(choices=[(s, s) for s in _tc.STAGES], initial="sft")
+    finetuning_type = forms.ChoiceField(
+        choices=[(f, f) for f in _tc.FINETUNING_TYPES], initial="full"
+    )
+    lora_rank = forms.IntegerField(min_value=1, initial=8)
+    template = forms.CharField(max_length=60, initial="qwen")
+    cutoff_len = forms.IntegerField(min_value=1, initial=2048)
+    max_samples = forms.IntegerField(min_value=1, required=False)
+    preprocessing_num_workers = forms.IntegerField(
+        min_value=1, max_value=256, required=False, label="Preprocessing workers"
+    )
+    learning_rate = forms.FloatField(min_value=0, initial=1e-5)
+    num_train_epochs = forms.FloatField(min_value=0, initial=3.0)
+    max_steps = forms.IntegerField(min_value=1, required=False, help_text="Wins over epochs.")
+    lr_scheduler_type = forms.ChoiceField(
+        choices=[(s, s) for s in _tc.LR_SCHEDULERS], initial="cosine"
+    )
+    warmup_ratio = forms.FloatField(min_value=0, max_value=0.99, initial=0.0)
+    per_device_train_batch_size = forms.IntegerField(
+        min_value=1, initial=1, label="Per-device batch"
+    )
+    gradient_accumulation_steps = forms.IntegerField(
+        min_value=1, initial=1, label="Gradient accumulation"
+    )
+    gpus_per_node = forms.IntegerField(min_value=1, max_value=64, initial=1, label="GPUs per node")
+    nodes = forms.IntegerField(min_value=1, max_value=1024, initial=1)
+    deepspeed = forms.ChoiceField(
+        choices=[
+            ("none", "none"),
+            ("z2", "ZeRO-2"),
+            ("z3", "ZeRO-3"),
+            ("z3_offload", "ZeRO-3 + CPU offload"),
+        ],
+        initial="none",
+        label="DeepSpeed",
+    )
+    deepspeed_json = forms.CharField(
+        required=False,
+        label="DeepSpeed JSON",
+        widget=forms.Textarea(attrs={"rows": 12, "spellcheck": "false"}),
+        help_text="Edit to change the preset; keys you set here win.",
+    )
+    precision = forms.ChoiceField(choices=[(p, p) for p in _tc.PRECISIONS], initial="bf16")
+    logging_steps = forms.IntegerField(min_value=1, initial=1)
+    save_steps = forms.IntegerField(min_value=1, initial=500)
+    report_to = forms.ChoiceField(choices=[(r, r) for r in _tc.REPORT_TO], initial="none")
+
+    SETTINGS_FIELDS = (
+        "model_name_or_path", "mix_strategy", "stage", "finetuning_type", "lora_rank", "template",
+        "cutoff_len", "max_samples", "preprocessing_num_workers", "learning_rate", "num_train_epochs", "max_steps",
+        "lr_scheduler_type", "warmup_ratio", "per_device_train_batch_size",
+        "gradient_accumulation_steps", "gpus_per_node", "nodes", "deepspeed", "precision",
+        "logging_steps", "save_steps", "report_to",
+    )  # fmt: skip
+
+    def __init__(self, *args, for_launch: bool = True, **kwargs):
+        from experiments.models.training import training_sources
+
+        super().__init__(*args, **kwargs)
+        self.for_launch = for_launch
+        self.fields["sources"].choices = training_sources()
+
+    def clean_interleave_probs(self):
+        raw = self.cleaned_data["interleave_probs"].strip()
+        if not raw:
+            return None
+        try:
+            return [float(p) for p in raw.split(",")]
+        except ValueError:
+            raise forms.ValidationError("Numbers separated by commas, e.g. 0.7,0.3.") from None
+
+    def clean_deepspeed_json(self):
+        import json
+
+        raw = self.cleaned_data["deepspeed_json"].strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("The DeepSpeed config must be a JSON object.")
+        return value
+
+    def clean(self):
+        from distill.training.config import ConfigError
+        from experiments.models import TrainingRun
+
+        data = super().clean()
+        if self.errors:
+            return data
+        run = TrainingRun(config={"settings": self.settings_data(), "sources": data["sources"]})
+        try:
+            self.files = run.render_files()
+        except (ConfigError, LookupError, ValueError) as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return data
+
+    def settings_data(self) -> dict:
+        data = self.cleaned_data
+        out = {name: data[name] for name in self.SETTINGS_FIELDS if data.get(name) is not None}
+        if data.get("interleave_probs"):
+            out["interleave_probs"] = data["interleave_probs"]
+        if data.get("deepspeed_json") and data["deepspeed"] != "none":
+            out["deepspeed_overrides"] = data["deepspeed_json"]
+        if data.get("name"):
+            out["run_name"] = data["name"]
+        return out
+
+    @property
+    def effective_batch(self) -> int:
+        d = self.cleaned_data
+        return (
+            d["per_device_train_batch_size"]
+            * d["gradient_accumulation_steps"]
+            * d["gpus_per_node"]
+            * d["nodes"]
+        )
+
+
+class TrainingCompareForm(forms.Form):
+    runs = forms.TypedMultipleChoiceField(coerce=int, choices=(), required=False)
+    metric = forms.ChoiceField(
+        choices=[("loss", "loss"), ("lr", "learning rate"), ("grad_norm", "grad norm"),
+                 ("tokens_per_s", "tokens/s")],
+        initial="loss", required=False,
+    )  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        from experiments.models import TrainingRun
+
+        super().__init__(*args, **kwargs)
+        self.fields["runs"].choices = [
+            (r.pk, f"#{r.pk} {r}") for r in TrainingRun.objects.order_by("-created_at")[:200]
+        ]
