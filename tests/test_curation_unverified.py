@@ -205,7 +205,7 @@ def test_the_form_saves_the_policy_the_version_freezes_it_and_the_run_page_count
 
 
 def test_the_sky_t1_preset_takes_still2_without_verification():
-    from tests.test_datasets_django import import_file
+    from tests.test_datasets_pages import import_file
     from tests.test_recipes import FIXTURES
 
     for fixture in ("numina", "still2"):

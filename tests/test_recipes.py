@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from experiments.models import Dataset, Recipe, RecipeBuildRun, RecipeComponent, RunState
 from tests.conftest import client_for
-from tests.test_datasets_django import import_file, math_rows, write_jsonl
+from tests.test_datasets_pages import import_file, math_rows, write_jsonl
 from workers.runner import execute
 
 pytestmark = pytest.mark.django_db

@@ -17,9 +17,9 @@ from django.urls import reverse
 
 from experiments.models import RunState, TrainingRun
 from tests.conftest import client_for
-from tests.test_training_django import make_sharegpt_dataset
-from tests.test_training_django_worker import launch, trainer_processes
-from tests.test_training_runs import tiny_model, train_venv
+from tests.test_training_launcher import tiny_model, train_venv
+from tests.test_training_pages import make_sharegpt_dataset
+from tests.test_training_worker import launch, trainer_processes
 from workers.runner import execute
 
 __all__ = ["tiny_model", "train_venv"]  # the module fixtures, shared

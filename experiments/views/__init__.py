@@ -27,17 +27,6 @@ from .datasets import (  # noqa: F401
     dataset_list,
     problem_detail,
 )
-from .recipes import (  # noqa: F401
-    recipe_compare,
-    recipe_detail,
-    recipe_edit,
-    recipe_list,
-    recipe_materialise,
-    recipe_new,
-    recipe_preset,
-    recipe_preview,
-    recipe_version,
-)
 from .evaluation import (  # noqa: F401
     evaluation_compare,
     evaluation_detail,
@@ -50,6 +39,17 @@ from .evaluation import (  # noqa: F401
     schedule_edit,
     schedule_list,
     schedule_run,
+)
+from .recipes import (  # noqa: F401
+    recipe_compare,
+    recipe_detail,
+    recipe_edit,
+    recipe_list,
+    recipe_materialise,
+    recipe_new,
+    recipe_preset,
+    recipe_preview,
+    recipe_version,
 )
 from .review import (  # noqa: F401
     review_agreement,

@@ -18,7 +18,7 @@ from distill.training.processes import TAG_VARIABLE
 from experiments.models import RunState, TrainingRun
 from tests.conftest import client_for
 from tests.support.processes import celery_worker, wait_for
-from tests.test_training_django import (
+from tests.test_training_pages import (
     FIXTURES,
     form_data,
     make_export,

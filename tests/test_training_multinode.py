@@ -15,8 +15,8 @@ from django.urls import reverse
 from experiments.models import RunState, TrainingNode
 from tests.conftest import client_for
 from tests.support.processes import celery_worker, wait_for
-from tests.test_training_django import FIXTURES, make_export
-from tests.test_training_django_worker import launch, state_of, tiny_model, trainer_processes
+from tests.test_training_pages import FIXTURES, make_export
+from tests.test_training_worker import launch, state_of, tiny_model, trainer_processes
 
 __all__ = ["tiny_model"]  # the module fixture, shared
 
