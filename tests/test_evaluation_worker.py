@@ -13,7 +13,13 @@ from django.core.management import call_command
 
 from devtools.openai_stub import StubServer
 from distill.generation.models import prepare_smollm2
-from experiments.models import Benchmark, BenchmarkResult, EvalSample, RunState, create_evaluation
+from experiments.models import (
+    Benchmark,
+    BenchmarkResult,
+    EvalSample,
+    EvaluationRun,
+    RunState,
+)
 from tests.support.processes import celery_worker, wait_for
 
 pytestmark = [
@@ -54,7 +60,7 @@ def test_smollm2_evaluation_end_to_end_on_a_gpu_worker(tmp_path, smollm2_dir):
     bench = load_math500()
     assert bench.problems().count() == 3 and bench.dataset.is_benchmark
     assert bench.template.number == 2 and "\\boxed{}" in bench.template.text
-    run = create_evaluation(
+    run = EvaluationRun.create_queued(
         benchmarks=[bench], backend="transformers", model_path=str(smollm2_dir),
         model_name="SmolLM2-135M-Instruct", engine={"batch_size": 6, "dtype": "float32",
                                                    "seed": 7},
@@ -108,7 +114,7 @@ def test_endpoint_evaluation_on_an_api_worker_scores_known_answers(tmp_path):
     problem: right for two fixtures (5, 2), wrong for the third (6, not 9)."""
     bench = load_math500()
     with StubServer() as stub:
-        run = create_evaluation(
+        run = EvaluationRun.create_queued(
             benchmarks=[bench], source="endpoint", backend="openai", model_path="stub-model",
             base_url=stub.base_url, model_name="stub", overrides={"n": 2, "max_tokens": 200},
         )

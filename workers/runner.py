@@ -21,17 +21,12 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection
 
+from experiments.errors import Cancelled, UserError
 from experiments.models import FailureReason, run_model
 
 log = logging.getLogger(__name__)
 
-
-class UserError(Exception):
-    """A problem with what the user asked for: shown to them, never retried."""
-
-
-class Cancelled(Exception):
-    """Raised inside a job when its run was cancelled."""
+__all__ = ["Cancelled", "JobContext", "UserError", "execute", "job", "kill_process_group"]
 
 
 JobFunc = Callable[[Any, "JobContext"], None]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from experiments.models.kinds import Queue
+from experiments.models import Queue
 
 
 class FieldsetsMixin:

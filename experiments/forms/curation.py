@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
+from django.utils import timezone
+
+from experiments.models import PriceTable, PromptVersion, RecipeVersion
+from experiments.models.curation import LOCAL_BACKENDS
 
 from .core import FieldsetsMixin
 
@@ -75,15 +80,11 @@ class CurationRunForm(FieldsetsMixin, forms.Form):
                                    "version to; blank: <recipe>-curated.")
 
     def __init__(self, *args, **kwargs):
-        from experiments.models import PromptVersion, RecipeVersion
-
         super().__init__(*args, **kwargs)
         defaults = PromptVersion.objects.ensure_defaults()
         self.fields["recipe_version"].queryset = RecipeVersion.objects.select_related(
             "recipe").order_by("-created_at")
         self.fields["recipe_version"].initial = self.fields["recipe_version"].queryset.first()
-        from django.conf import settings
-
         self.fields["model"].initial = str(settings.DEMO_MODEL_DIR)
         for field, kind in (("system_prompt", "system"), ("template", "template"),
                             ("convert_prompt", "convert")):
@@ -92,7 +93,7 @@ class CurationRunForm(FieldsetsMixin, forms.Form):
 
     def config(self) -> dict:
         d = self.cleaned_data
-        local = d["backend"] in ("transformers", "vllm")
+        local = d["backend"] in LOCAL_BACKENDS
         rate = {k: d[k] for k in ("requests_per_minute", "tokens_per_minute") if d.get(k)}
         return {
             "backend": d["backend"],
@@ -114,20 +115,17 @@ class CurationRunForm(FieldsetsMixin, forms.Form):
             "training_set": d.get("training_set") or "",
         }
 
-    def save(self, user):
-        from experiments.models import CurationRun
-
+    def run_fields(self) -> dict:
+        """The run's fields, for ``CurationRun.launch`` (the queue follows the backend)."""
         d = self.cleaned_data
-        return CurationRun.objects.create(
-            name=d.get("name") or f"curate {d['recipe_version']}",
-            queue="gpu" if d["backend"] in ("transformers", "vllm") else "api",
-            launched_by=user,
-            recipe_version=d["recipe_version"],
-            system_prompt=d["system_prompt"],
-            template=d["template"],
-            convert_prompt=d["convert_prompt"],
-            config=self.config(),
-        )
+        return {
+            "name": d.get("name") or f"curate {d['recipe_version']}",
+            "recipe_version": d["recipe_version"],
+            "system_prompt": d["system_prompt"],
+            "template": d["template"],
+            "convert_prompt": d["convert_prompt"],
+            "config": self.config(),
+        }
 
 
 class CurationRerunForm(forms.Form):
@@ -137,8 +135,6 @@ class CurationRerunForm(forms.Form):
                                             label="Reformat prompt (blank: the same)")
 
     def __init__(self, *args, **kwargs):
-        from experiments.models import PromptVersion
-
         super().__init__(*args, **kwargs)
         self.fields["convert_prompt"].queryset = PromptVersion.objects.of_kind("convert")
 
@@ -168,8 +164,6 @@ class PromptVersionForm(forms.Form):
     note = forms.CharField(required=False, max_length=300)
 
     def __init__(self, *args, **kwargs):
-        from experiments.models import PromptVersion
-
         super().__init__(*args, **kwargs)
         self.fields["base"].queryset = PromptVersion.objects.all()
 
@@ -197,10 +191,6 @@ class PriceForm(forms.Form):
     note = forms.CharField(required=False, max_length=300)
 
     def save(self):
-        from django.utils import timezone
-
-        from experiments.models import PriceTable
-
         d = self.cleaned_data
         price, _ = PriceTable.objects.update_or_create(
             model=d["model"], defaults={"input_usd_per_mtok": d["input_usd_per_mtok"],

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import zoneinfo
+
 from django import forms
+from django.conf import settings
+
+from experiments.models import Benchmark, EvaluationSchedule, TrainingCheckpoint
 
 
 class EvaluationForm(forms.Form):
@@ -35,10 +40,6 @@ class EvaluationForm(forms.Form):
     seed = forms.IntegerField(min_value=0, required=False)
 
     def __init__(self, *args, **kwargs):
-        from django.conf import settings
-
-        from experiments.models import Benchmark, TrainingCheckpoint
-
         super().__init__(*args, **kwargs)
         self.fields["benchmarks"].queryset = Benchmark.objects.usable()
         self.fields["checkpoint"].queryset = TrainingCheckpoint.objects.select_related(
@@ -61,23 +62,21 @@ class EvaluationForm(forms.Form):
                 self.add_error("model_path", "Give the endpoint's model name.")
         return data
 
-    def launch(self, user):
-        from experiments.models import create_evaluation
-
+    def run_fields(self) -> dict:
+        """What ``EvaluationRun.launch`` takes (the queue follows the backend)."""
         d = self.cleaned_data
         endpoint = d["source"] == "endpoint"
-        run = create_evaluation(
-            benchmarks=d["benchmarks"], source=d["source"],
-            backend="openai" if endpoint else (d.get("backend") or "transformers"),
-            model_path=d.get("model_path") or "", model_name=d.get("model_name") or "",
-            base_url=d.get("base_url") or "" if endpoint else "",
-            checkpoint=d.get("checkpoint") if d["source"] == "checkpoint" else None,
-            engine={k: d.get(k) for k in ("dtype", "tensor_parallel_size", "batch_size", "seed")},
-            overrides={k: d.get(k) for k in ("n", "temperature", "top_p", "max_tokens")},
-            user=user, name=d.get("name") or "",
-        )
-        run.enqueue()
-        return run
+        return {
+            "benchmarks": d["benchmarks"], "source": d["source"],
+            "backend": "openai" if endpoint else (d.get("backend") or "transformers"),
+            "model_path": d.get("model_path") or "", "model_name": d.get("model_name") or "",
+            "base_url": d.get("base_url") or "" if endpoint else "",
+            "checkpoint": d.get("checkpoint") if d["source"] == "checkpoint" else None,
+            "engine": {k: d.get(k) for k in ("dtype", "tensor_parallel_size", "batch_size",
+                                             "seed")},
+            "overrides": {k: d.get(k) for k in ("n", "temperature", "top_p", "max_tokens")},
+            "name": d.get("name") or "",
+        }
 
 
 class EvaluationScheduleForm(forms.ModelForm):
@@ -90,8 +89,6 @@ class EvaluationScheduleForm(forms.ModelForm):
     temperature = forms.FloatField(min_value=0, max_value=2, required=False)
 
     class Meta:
-        from experiments.models import EvaluationSchedule
-
         model = EvaluationSchedule
         fields = ["name", "enabled", "hour", "minute", "tz", "benchmarks", "training_runs",
                   "model_paths", "backend"]
@@ -101,8 +98,6 @@ class EvaluationScheduleForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["hour"].max_value = 23
         self.fields["backend"].widget = forms.Select(choices=EvaluationForm.BACKENDS)
-        from experiments.models import Benchmark
-
         self.fields["benchmarks"].queryset = Benchmark.objects.usable()
         if self.instance.pk:
             engine, over = self.instance.engine or {}, self.instance.overrides or {}
@@ -124,8 +119,6 @@ class EvaluationScheduleForm(forms.ModelForm):
         return minute
 
     def clean_tz(self):
-        import zoneinfo
-
         tz = self.cleaned_data["tz"]
         try:
             zoneinfo.ZoneInfo(tz)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+
+from experiments.models import CurationRun, HumanVerdict, ReviewQueue
+from experiments.roles import GROUP_NAMES, Role
 
 from .curation import SampleFilterForm
 
@@ -22,14 +27,10 @@ class ReviewQueueForm(forms.Form):
                               help_text="Blank: a fresh one (it is recorded either way).")
 
     def __init__(self, *args, **kwargs):
-        from experiments.models import CurationRun
-
         super().__init__(*args, **kwargs)
         self.fields["run"].queryset = CurationRun.objects.order_by("-created_at")
 
     def save(self, user):
-        from experiments.models import ReviewQueue
-
         d = self.cleaned_data
         return ReviewQueue.build(
             d["run"], user=user, name=d.get("name") or "", stage=d.get("stage") or "",
@@ -44,11 +45,6 @@ class AssignForm(forms.Form):
                                  help_text="How many reviewers see each sample.")
 
     def __init__(self, *args, **kwargs):
-        from django.contrib.auth import get_user_model
-        from django.db.models import Q
-
-        from experiments.roles import GROUP_NAMES, Role
-
         super().__init__(*args, **kwargs)
         groups = [n for r, n in GROUP_NAMES.items() if r >= Role.REVIEWER]
         self.fields["reviewers"].queryset = get_user_model().objects.filter(
@@ -68,8 +64,6 @@ class VerdictForm(forms.Form):
                            widget=forms.Textarea(attrs={"rows": 2}))
 
     def __init__(self, *args, **kwargs):
-        from experiments.models import HumanVerdict
-
         super().__init__(*args, **kwargs)
         self.fields["verdict"].choices = HumanVerdict.Verdict.choices
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 from django import forms
+
+from distill.training import config as _tc
+from distill.training.config import ConfigError
+from experiments.models import TrainingRun
+from experiments.models.training import training_sources
 
 from .core import FieldsetsMixin
 
@@ -21,8 +28,6 @@ class TrainingRunForm(FieldsetsMixin, forms.Form):
         ("Batch and hardware", ("per_device_train_batch_size", "gradient_accumulation_steps",
                                 "gpus_per_node", "nodes", "deepspeed")),
     )
-
-    from distill.training import config as _tc
 
     name = forms.CharField(max_length=200, required=False)
     preset = forms.CharField(max_length=40, required=False, widget=forms.HiddenInput)
@@ -94,8 +99,6 @@ class TrainingRunForm(FieldsetsMixin, forms.Form):
     )  # fmt: skip
 
     def __init__(self, *args, for_launch: bool = True, **kwargs):
-        from experiments.models.training import training_sources
-
         super().__init__(*args, **kwargs)
         self.for_launch = for_launch
         self.fields["sources"].choices = training_sources()
@@ -110,8 +113,6 @@ class TrainingRunForm(FieldsetsMixin, forms.Form):
             raise forms.ValidationError("Numbers separated by commas, e.g. 0.7,0.3.") from None
 
     def clean_deepspeed_json(self):
-        import json
-
         raw = self.cleaned_data["deepspeed_json"].strip()
         if not raw:
             return {}
@@ -124,9 +125,6 @@ class TrainingRunForm(FieldsetsMixin, forms.Form):
         return value
 
     def clean(self):
-        from distill.training.config import ConfigError
-        from experiments.models import TrainingRun
-
         data = super().clean()
         if self.errors:
             return data
@@ -148,6 +146,16 @@ class TrainingRunForm(FieldsetsMixin, forms.Form):
             out["run_name"] = data["name"]
         return out
 
+    def run_fields(self) -> dict:
+        """What ``TrainingRun.launch`` takes."""
+        d = self.cleaned_data
+        return {
+            "name": d["name"],
+            "settings_data": self.settings_data(),
+            "sources": d["sources"],
+            "preset": d["preset"],
+        }
+
     @property
     def effective_batch(self) -> int:
         d = self.cleaned_data
@@ -168,8 +176,6 @@ class TrainingCompareForm(forms.Form):
     )  # fmt: skip
 
     def __init__(self, *args, **kwargs):
-        from experiments.models import TrainingRun
-
         super().__init__(*args, **kwargs)
         self.fields["runs"].choices = [
             (r.pk, f"#{r.pk} {r}") for r in TrainingRun.objects.order_by("-created_at")[:200]

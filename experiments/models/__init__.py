@@ -3,6 +3,7 @@ from .curation import (
     KEEP_WITHOUT_VERIFICATION,
     PIPELINE,
     UNVERIFIED,
+    CurationRun,
     PriceTable,
     PromptVersion,
     Sample,
@@ -11,16 +12,16 @@ from .curation import (
     TrainingSetVersion,
 )
 from .datasets import Dataset, Domain, ImportRun, Problem
+from .diagnostics import DiagnosticRun
 from .evaluation import (
     Benchmark,
     BenchmarkResult,
     EvalSample,
+    EvaluationRun,
     EvaluationSchedule,
     PublishedResult,
     Source,
-    create_evaluation,
 )
-from .kinds import RUN_KINDS, CurationRun, DiagnosticRun, EvaluationRun, TrainingRun, run_model
 from .recipes import Recipe, RecipeBuildRun, RecipeComponent, RecipeItem, RecipeVersion
 from .review import (
     AuditLog,
@@ -32,8 +33,19 @@ from .review import (
     SampleTag,
     Tag,
 )
-from .runs import ACTIVE_STATES, FINAL_STATES, FailureReason, Run, RunQuerySet, RunState
-from .training import TrainingCheckpoint, TrainingMetric, TrainingNode
+from .runs import (
+    ACTIVE_STATES,
+    FINAL_STATES,
+    RUN_KINDS,
+    FailureReason,
+    Queue,
+    QueuedRun,
+    Run,
+    RunQuerySet,
+    RunState,
+    run_model,
+)
+from .training import TrainingCheckpoint, TrainingMetric, TrainingNode, TrainingRun
 
 __all__ = [
     "Benchmark",
@@ -42,7 +54,6 @@ __all__ = [
     "EvaluationSchedule",
     "PublishedResult",
     "Source",
-    "create_evaluation",
     "ACTIVE_STATES",
     "FUNNEL_LABELS",
     "KEEP_WITHOUT_VERIFICATION",
@@ -69,6 +80,8 @@ __all__ = [
     "DiagnosticRun",
     "EvaluationRun",
     "FailureReason",
+    "Queue",
+    "QueuedRun",
     "Run",
     "RunQuerySet",
     "RunState",

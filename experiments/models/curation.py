@@ -12,10 +12,17 @@ is one GROUP BY over (stage, correct) and the failure breakdown one over (stage,
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Count, Q, Sum
+from django.urls import reverse
 from django.utils import timezone
+
+from distill.generation import prompts
+
+from .runs import QueuedRun
 
 
 class Stage(models.TextChoices):
@@ -56,6 +63,96 @@ def accounting_table(run, usage: dict[str, dict]) -> dict:
             "unpriced": sum(r["unpriced"] for r in rows)}
 
 
+# Teachers that run on the worker's own accelerators (gpu queue); the others are endpoints (api).
+LOCAL_BACKENDS = ("transformers", "vllm")
+
+
+class CurationRun(QueuedRun):
+    """generate → verify → reformat → re-verify → export over a recipe version.
+
+    ``config`` holds the backend, model, sampling, n, chunk size and the reformat endpoint
+    (see docs/curation.md); never an API key, which workers read from settings.
+    """
+
+    kind = "curation"
+    title = "Curation"
+
+    recipe_version = models.ForeignKey(
+        "experiments.RecipeVersion", null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # A re-run from a stage copies its parent's rows for the stages before ``start_stage``.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
+    )
+    start_stage = models.CharField(max_length=16, default="generate")
+    attempt = models.PositiveIntegerField(default=1)
+    system_prompt = models.ForeignKey(
+        "experiments.PromptVersion", null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    template = models.ForeignKey(
+        "experiments.PromptVersion", null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    convert_prompt = models.ForeignKey(
+        "experiments.PromptVersion", null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # {stage: {"total", "passed", "errors"}}, refreshed by the worker after every chunk.
+    counts = models.JSONField(default=dict, blank=True)
+    # {stage: {"wall_s": s}}: time each stage held its worker (GPU-seconds on a GPU worker).
+    accounting = models.JSONField(default=dict, blank=True)
+    exported_rows = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta(QueuedRun.Meta):
+        pass
+
+    def get_absolute_url(self) -> str:
+        return reverse("curation_detail", args=[self.pk])
+
+    def default_queue(self) -> str:
+        return "gpu" if self.config.get("backend") in LOCAL_BACKENDS else "api"
+
+    def resume(self) -> bool:
+        """A new attempt: the job skips every sample earlier attempts persisted, and retries
+        those that ended in an API/engine error."""
+        if not super().resume():
+            return False
+        type(self).objects.filter(pk=self.pk).update(attempt=models.F("attempt") + 1)
+        self.refresh_from_db()
+        return True
+
+    def accounting_table(self, usage: dict) -> dict:
+        return accounting_table(self, usage)
+
+    @property
+    def reformats(self) -> bool:
+        """False when the run exports the verified teacher traces as they are (a teacher that
+        already writes the target format, or a quick local run with no API model)."""
+        return (self.config.get("reformat") or {}).get("enabled", True)
+
+    def stages_to_run(self) -> list[str]:
+        stages = list(PIPELINE[PIPELINE.index(self.start_stage):])
+        if not self.reformats:
+            stages = [s for s in stages if s not in ("reformat", "reverify")]
+        return stages
+
+    def rerun_from(self, stage: str, *, user=None, convert_prompt=None, config=None):
+        """Launch a new run that reuses this run's samples up to ``stage`` and redoes the rest
+        (e.g. reformat again with a new convert prompt version)."""
+        if stage not in PIPELINE or stage == "generate":
+            raise ValueError(f"cannot re-run from {stage!r}")
+        return type(self).launch(
+            user=user,
+            name=f"{self.name or self} · from {stage}",
+            queue=self.queue,
+            recipe_version=self.recipe_version,
+            parent=self,
+            start_stage=stage,
+            system_prompt=self.system_prompt,
+            template=self.template,
+            convert_prompt=convert_prompt or self.convert_prompt,
+            config=config or dict(self.config),
+        )
+
+
 # --- prompts ------------------------------------------------------------------------------------
 
 
@@ -72,8 +169,6 @@ class PromptVersionQuerySet(models.QuerySet):
     def ensure_defaults(self) -> dict[str, PromptVersion]:
         """Version 1 of the published prompts (SkyThought's convert prompt and its one-shot
         example, STILL-2's system prompt, a plain template); idempotent."""
-        from distill.generation import prompts
-
         defaults = {
             PromptVersion.Kind.SYSTEM: ("still2", prompts.SYSTEM_PROMPT, ""),
             PromptVersion.Kind.CONVERT: (
@@ -127,8 +222,6 @@ class PromptVersion(models.Model):
         super().save(*args, **kwargs)
 
     def is_used(self) -> bool:
-        from .kinds import CurationRun
-
         return CurationRun.objects.filter(
             Q(system_prompt=self) | Q(template=self) | Q(convert_prompt=self)
         ).exists()
@@ -392,6 +485,4 @@ class TrainingSetVersion(models.Model):
 
     @property
     def dataset_dir(self) -> str:
-        from pathlib import Path
-
         return str(Path(self.path).parent)

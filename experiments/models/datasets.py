@@ -19,7 +19,9 @@ from django.urls import reverse
 from django.utils import timezone
 from psycopg.errors import QueryCanceled
 
-from .kinds import RUN_KINDS, QueuedRun
+from distill.datasets import content_hash
+
+from .runs import QueuedRun
 
 
 class Domain(models.TextChoices):
@@ -266,8 +268,6 @@ class ProblemQuerySet(models.QuerySet):
     def insert_converted(self, dataset: Dataset, problems: list[dict], first_row: int) -> int:
         """Insert converted problems; PostgreSQL takes them through COPY (several times
         faster than multi-row INSERTs for rows of a few KB)."""
-        from distill.datasets import content_hash
-
         rows = [
             (
                 dataset.pk,
@@ -403,6 +403,7 @@ class ImportRun(QueuedRun):
     """
 
     kind = "import"
+    title = "Dataset imports"
     dataset = models.ForeignKey(
         Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="imports"
     )
@@ -413,5 +414,3 @@ class ImportRun(QueuedRun):
     class Meta(QueuedRun.Meta):
         pass
 
-
-RUN_KINDS[ImportRun.kind] = ImportRun

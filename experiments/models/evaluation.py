@@ -2,7 +2,7 @@
 
 A benchmark is a ``Dataset`` flagged ``is_benchmark`` plus a ``Benchmark`` row: its prompt
 template (a versioned ``PromptVersion``), verifier domain, default sampling and subset filter.
-An ``EvaluationRun`` (kinds.py, fields from ``EvaluationRunMixin``) evaluates one model, model
+An ``EvaluationRun`` evaluates one model, model
 path or checkpoint on one or more benchmarks; it owns one ``BenchmarkResult`` per benchmark,
 created at launch with the exact configuration and its fingerprint (what nightly schedules
 compare to skip work already done), and filled with metrics when its samples are in.
@@ -24,10 +24,13 @@ from django.db import models, transaction
 from django.db.models import Avg, Count, Q
 from django.urls import reverse
 from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from distill.evaluation import metrics
+from distill.evaluation import BY_SLUG, metrics
 
-from .runs import RunState
+from .curation import PromptVersion
+from .runs import QueuedRun, RunState
+from .training import TrainingCheckpoint
 
 DOMAINS = (("math", "math"), ("code", "code"), ("mcq", "multiple choice"))
 
@@ -46,10 +49,6 @@ class BenchmarkQuerySet(models.QuerySet):
     def register(self, slug: str, dataset, **fields) -> Benchmark:
         """The registry entry ``slug`` over ``dataset``: its template versions become prompt
         versions, the newest one current; idempotent (an existing benchmark keeps its edits)."""
-        from distill.evaluation import BY_SLUG
-
-        from .curation import PromptVersion
-
         spec = BY_SLUG[slug]
         template = None
         for t in spec.templates:
@@ -176,12 +175,15 @@ class Source(models.TextChoices):
     ENDPOINT = "endpoint", "OpenAI-compatible endpoint"
 
 
-class EvaluationRunMixin(models.Model):
-    """Fields and operations of ``EvaluationRun`` (declared in ``kinds.py``).
+class EvaluationRun(QueuedRun):
+    """A model, model path or checkpoint × benchmarks.
 
     ``config``: {"source", "backend", "model", "model_name", "base_url", "engine": {dtype,
     tensor_parallel_size, batch_size, seed, ...}, "benchmarks": {slug: run_config}}.
     """
+
+    kind = "evaluation"
+    title = "Evaluation"
 
     source = models.CharField(max_length=12, choices=Source.choices, default=Source.MODEL)
     backend = models.CharField(max_length=16, default="transformers")
@@ -200,11 +202,58 @@ class EvaluationRunMixin(models.Model):
     engine_version = models.CharField(max_length=200, blank=True)
     model_revision = models.CharField(max_length=200, blank=True)
 
-    class Meta:
-        abstract = True
+    class Meta(QueuedRun.Meta):
+        pass
 
     def get_absolute_url(self) -> str:
         return reverse("evaluation_detail", args=[self.pk])
+
+    # --- launching -------------------------------------------------------------------------
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        benchmarks,
+        source: str = Source.MODEL,
+        backend: str = "transformers",
+        model_path: str = "",
+        model_name: str = "",
+        base_url: str = "",
+        checkpoint=None,
+        engine: dict | None = None,
+        overrides: dict | None = None,
+        **fields,
+    ):
+        """An evaluation of a model path, endpoint model or ``checkpoint`` on ``benchmarks``;
+        ``config`` records each benchmark's exact configuration (with sampling ``overrides``)
+        and the ``engine`` options. Launching creates one ``BenchmarkResult`` per benchmark."""
+        if checkpoint is not None:
+            source = Source.CHECKPOINT
+            model_path = model_path or checkpoint.path
+            model_name = model_name or (checkpoint.run.name or f"training run {checkpoint.run_id}")
+        engine = {k: v for k, v in (engine or {}).items() if v not in (None, "")}
+        config = {
+            "source": source, "backend": backend, "model": model_path, "model_name": model_name,
+            "base_url": base_url, "checkpoint": checkpoint.as_dict() if checkpoint else None,
+            "engine": engine,
+            "benchmarks": {b.slug: b.run_config(overrides) for b in benchmarks},
+        }
+        return super().new(
+            source=source, backend=backend, model_path=model_path, model_name=model_name,
+            base_url=base_url, checkpoint=checkpoint, config=config, **fields,
+        )
+
+    def on_launch(self) -> None:
+        configs = self.config["benchmarks"]
+        by_slug = {b.slug: b for b in Benchmark.objects.filter(slug__in=configs)}
+        BenchmarkResult.objects.bulk_create([
+            BenchmarkResult.for_run(self, by_slug[slug], bconfig)
+            for slug, bconfig in configs.items()
+        ])
+
+    def default_queue(self) -> str:
+        return "api" if self.backend == "openai" else "gpu"
 
     @property
     def label(self) -> str:
@@ -241,52 +290,6 @@ class EvaluationRunMixin(models.Model):
     def seed(self) -> int | None:
         seed = (self.config.get("engine") or {}).get("seed")
         return None if seed in (None, "") else int(seed)
-
-
-def create_evaluation(
-    *,
-    benchmarks,
-    source: str = Source.MODEL,
-    backend: str = "transformers",
-    model_path: str = "",
-    model_name: str = "",
-    base_url: str = "",
-    checkpoint=None,
-    engine: dict | None = None,
-    overrides: dict | None = None,
-    queue: str | None = None,
-    user=None,
-    schedule=None,
-    name: str = "",
-):
-    """Create a queued evaluation run and its per-benchmark results (not yet enqueued)."""
-    from .kinds import EvaluationRun
-
-    if checkpoint is not None:
-        source = Source.CHECKPOINT
-        model_path = model_path or checkpoint.path
-        model_name = model_name or (checkpoint.run.name or f"training run {checkpoint.run_id}")
-    engine = {k: v for k, v in (engine or {}).items() if v not in (None, "")}
-    queue = queue or ("api" if backend == "openai" else "gpu")
-    benchmarks = list(benchmarks)
-    run = EvaluationRun(
-        name=name, queue=queue, launched_by=user, source=source, backend=backend,
-        model_path=model_path, model_name=model_name, base_url=base_url, checkpoint=checkpoint,
-        schedule=schedule,
-    )
-    run.config = {
-        "source": source, "backend": backend, "model": model_path, "model_name": model_name,
-        "base_url": base_url, "checkpoint": checkpoint.as_dict() if checkpoint else None,
-        "engine": engine,
-        "benchmarks": {b.slug: b.run_config(overrides) for b in benchmarks},
-    }
-    with transaction.atomic():
-        run.save()
-        BenchmarkResult.objects.bulk_create([
-            BenchmarkResult.for_run(run, b, run.config["benchmarks"][b.slug])
-            for b in benchmarks
-        ])
-    return run
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -518,8 +521,6 @@ class EvaluationSchedule(models.Model):
 
     def sync_periodic_task(self) -> None:
         """Create or update the beat entry; beat's DatabaseScheduler picks it up."""
-        from django_celery_beat.models import CrontabSchedule, PeriodicTask
-
         crontab, _ = CrontabSchedule.objects.get_or_create(
             minute=str(self.minute), hour=str(self.hour), day_of_week="*", day_of_month="*",
             month_of_year="*", timezone=self.tz)
@@ -535,8 +536,6 @@ class EvaluationSchedule(models.Model):
 
     def targets(self) -> list[dict[str, Any]]:
         """What to evaluate now: the newest checkpoint of each watched run, each model path."""
-        from .training import TrainingCheckpoint
-
         out = []
         for tr in self.training_runs.all():
             ckpt = (TrainingCheckpoint.objects.filter(run=tr).select_related("run")
@@ -553,8 +552,6 @@ class EvaluationSchedule(models.Model):
         The schedule row is locked for the duration, so two deliveries of the same beat tick
         (or a tick and a click) cannot both create the same evaluation.
         """
-        from .kinds import EvaluationRun
-
         created = []
         with transaction.atomic():
             EvaluationSchedule.objects.select_for_update().filter(pk=self.pk).first()
@@ -575,13 +572,11 @@ class EvaluationSchedule(models.Model):
                         todo.append(b)
                 if not todo:
                     continue
-                run = create_evaluation(
+                created.append(EvaluationRun.launch(
                     benchmarks=todo, backend=self.backend, engine=self.engine,
                     overrides=self.overrides, schedule=self, name=f"{self.name} (scheduled)",
                     **target,
-                )
-                created.append(run)
-                transaction.on_commit(run.enqueue)
+                ))
             EvaluationSchedule.objects.filter(pk=self.pk).update(last_run_at=timezone.now())
         return created
 

@@ -19,8 +19,11 @@ from django.db.models import Count, Max
 from django.urls import reverse
 from django.utils import timezone
 
+from distill.datasets import build_index
+from experiments.errors import UserError
+
 from .datasets import Dataset, Domain, Problem
-from .kinds import RUN_KINDS, QueuedRun
+from .runs import QueuedRun
 
 # The Sky-T1 report's mixture: ~5k code from APPs + TACO, ~10k NuminaMath (AIME/AMC, MATH,
 # olympiads; easy problems filtered out by the GPT difficulty rating), ~1k STILL-2 science and
@@ -288,8 +291,6 @@ def select(spec: dict, index=None, progress=None) -> Selection:
 
 def benchmark_index(exclude_datasets: set[int] = frozenset()):
     """An n-gram index over every registered benchmark set, or None when there is none."""
-    from distill.datasets import build_index
-
     rows = (
         Problem.objects.filter(dataset__is_benchmark=True)
         .exclude(dataset__in=exclude_datasets)
@@ -340,8 +341,6 @@ class RecipeVersion(models.Model):
         """Choose the problems and store a new version; when the result is identical to the
         latest version, return that one instead (False: nothing new was created)."""
         if not spec["components"]:
-            from workers.runner import UserError
-
             raise UserError("the recipe has no components")
         index = benchmark_index()
         selection = select(spec, index, progress)
@@ -407,6 +406,7 @@ class RecipeBuildRun(QueuedRun):
     """Materialises a recipe on a cpu worker. ``config`` holds the frozen recipe spec."""
 
     kind = "recipe"
+    title = "Recipe builds"
     recipe = models.ForeignKey(Recipe, on_delete=models.CASCADE, related_name="builds")
     version = models.ForeignKey(
         RecipeVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -416,5 +416,3 @@ class RecipeBuildRun(QueuedRun):
     class Meta(QueuedRun.Meta):
         pass
 
-
-RUN_KINDS[RecipeBuildRun.kind] = RecipeBuildRun

@@ -21,11 +21,15 @@ from collections.abc import Iterable
 from itertools import combinations
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import models, transaction
 from django.db.models import Count, Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+
+from experiments.roles import role_of
 
 from .curation import Sample, Stage
 
@@ -121,8 +125,6 @@ class ReviewQueue(models.Model):
         return self.name or f"queue {self.pk}"
 
     def get_absolute_url(self) -> str:
-        from django.urls import reverse
-
         return reverse("review_queue", args=[self.pk])
 
     @classmethod
@@ -459,10 +461,6 @@ class Comment(models.Model):
     @classmethod
     def post(cls, sample: Sample, author, body: str) -> Comment:
         """A comment; ``@name`` mentions of teammates (users with a role) are linked to them."""
-        from django.contrib.auth import get_user_model
-
-        from experiments.roles import role_of
-
         names = set(MENTION.findall(body))
         users = [u for u in get_user_model().objects.filter(username__in=names, is_active=True)
                  if role_of(u) is not None]

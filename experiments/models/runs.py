@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.db.models.signals import class_prepared
 from django.urls import reverse
 from django.utils import timezone
 
@@ -53,9 +55,16 @@ class RunQuerySet(models.QuerySet):
 
 
 class Run(models.Model):
-    """Abstract base: subclasses add what their job needs and name their Celery task."""
+    """Abstract base: subclasses add what their job needs and name their Celery task.
+
+    A concrete subclass that sets ``kind`` is a kind of run: it is registered in
+    :data:`RUN_KINDS` when Django has prepared it, and ``title`` names its pages.
+    """
 
     kind: str = ""  # URL slug and registry key, set by subclasses
+    # Plural display title of the kind's pages. A class attribute rather than
+    # Meta.verbose_name_plural, which would change the migrations.
+    title: str = ""
     task_name: str = ""  # dotted Celery task that executes this kind of run
 
     name = models.CharField(max_length=200, blank=True)
@@ -97,6 +106,55 @@ class Run(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("run_detail", args=[self.kind, self.pk])
+
+    # --- launching --------------------------------------------------------------------------
+
+    @classmethod
+    def launch(cls, *, user=None, **fields):
+        """Create a run in ``queued`` and send it to its worker once the row is committed.
+
+        The one way a run is launched: views, schedules and re-runs call it with the run's
+        fields (kinds may take other arguments, see :meth:`new`)."""
+        run = cls.create_queued(user=user, **fields)
+        run.enqueue_on_commit()
+        return run
+
+    @classmethod
+    def create_queued(cls, *, user=None, **fields):
+        """The run row in ``queued`` with what its kind adds (:meth:`on_launch`), in one
+        transaction, not yet sent anywhere: :meth:`launch` sends it, a management command
+        may execute it inline."""
+        with transaction.atomic():
+            run = cls.new(launched_by=user, **fields)
+            run.state = RunState.QUEUED
+            run.save()
+            run.on_launch()
+        return run
+
+    @classmethod
+    def new(cls, **fields):
+        """The unsaved run that :meth:`launch` creates; a kind that derives fields from what it
+        is given (its configuration, its queue) overrides this."""
+        return cls(**fields)
+
+    def on_launch(self) -> None:
+        """Rows a kind needs before a worker sees the run (inside the launch transaction)."""
+
+    def relaunch(self) -> bool:
+        """Failed or cancelled → queued again and sent to its worker after commit; False (and
+        nothing sent) when the run is not failed or cancelled."""
+        if not self.resume():
+            return False
+        self.enqueue_on_commit()
+        return True
+
+    def enqueue_on_commit(self) -> None:
+        """:meth:`enqueue` once the current transaction commits (at once outside one), so the
+        worker always finds the row it is sent."""
+        if _in_transaction():
+            transaction.on_commit(self.enqueue)
+        else:
+            self.enqueue()
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -143,8 +201,6 @@ class Run(models.Model):
 
     def enqueue(self, **options) -> None:
         """Send the run to its worker queue; the web request never does the work itself."""
-        from celery import current_app
-
         result = current_app.send_task(self.task_name, args=[self.kind, self.pk], **options)
         type(self).objects.filter(pk=self.pk).update(celery_task_id=result.id)
         self.celery_task_id = result.id
@@ -198,8 +254,6 @@ class Run(models.Model):
         its worker sees the flag at the next heartbeat, terminates the job's process group and
         marks the run cancelled. The revoke broadcast is a second path to the same end.
         """
-        from celery import current_app
-
         if self._transition([RunState.QUEUED], RunState.CANCELLED, finished_at=timezone.now()):
             if self.celery_task_id:
                 current_app.control.revoke(self.celery_task_id)
@@ -229,3 +283,61 @@ class Run(models.Model):
 
     def cancel_requested(self) -> bool:
         return type(self).objects.filter(pk=self.pk, cancel_requested_at__isnull=False).exists()
+
+
+def _in_transaction() -> bool:
+    """True inside an atomic block of our own. The blocks a Django ``TestCase`` wraps each test
+    in do not count, as for ``atomic(durable=True)``: a test sees what a request sees."""
+    return any(
+        not getattr(block, "_from_testcase", False)
+        for block in transaction.get_connection().atomic_blocks
+    )
+
+
+class Queue(models.TextChoices):
+    CPU = "cpu", "cpu"
+    GPU = "gpu", "gpu"
+    API = "api", "api"
+
+
+class QueuedRun(Run):
+    # Which worker pool executes it; a GPU machine's worker listens on "gpu" only.
+    queue = models.CharField(max_length=8, choices=Queue.choices, default=Queue.CPU)
+
+    class Meta(Run.Meta):
+        abstract = True
+
+    @classmethod
+    def new(cls, *, queue: str = "", **fields):
+        run = super().new(**fields)
+        run.queue = queue or run.default_queue()
+        return run
+
+    def default_queue(self) -> str:
+        """The queue a run goes to when its launcher names none: the one place a kind decides
+        (the field's default here; kinds whose queue depends on the backend override it)."""
+        return self._meta.get_field("queue").default
+
+    @property
+    def task_name(self) -> str:  # type: ignore[override]
+        return f"workers.tasks.{self.queue}.execute_run"
+
+
+# Every concrete kind of run by its ``kind``, in the order Django prepares the models.
+RUN_KINDS: dict[str, type[Run]] = {}
+
+
+def _register_kind(sender, **kwargs) -> None:
+    # class_prepared is sent for concrete models only: abstract bases never register.
+    if issubclass(sender, Run) and sender.kind:
+        RUN_KINDS[sender.kind] = sender
+
+
+class_prepared.connect(_register_kind)
+
+
+def run_model(kind: str) -> type[Run]:
+    try:
+        return RUN_KINDS[kind]
+    except KeyError:
+        raise LookupError(f"unknown run kind {kind!r}") from None

@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from celery import current_app
 from django.apps import apps
 from django.conf import settings
 from django.db import models
@@ -24,11 +25,13 @@ from distill.training.config import (
     CONFIG_FILE,
     DATASET_INFO_FILE,
     DEEPSPEED_FILE,
+    SKY_T1_32B_PREVIEW,
     TrainingSettings,
     build_run_files,
 )
 
-from .runs import FINAL_STATES, RunState
+from .datasets import Dataset, Problem
+from .runs import FINAL_STATES, Queue, QueuedRun, RunState
 
 # Chart JSON never carries more points than this per curve: a 100k-step run draws as fast as a
 # 100-step one (bucket mean, with the bucket's min/max as a band).
@@ -58,8 +61,6 @@ def _training_set_version_model():
 
 def training_sources() -> list[tuple[str, str]]:
     """(value, label) of everything a run can train on: curation exports, ShareGPT datasets."""
-    from .datasets import Dataset
-
     choices = []
     tsv = _training_set_version_model()
     if tsv is not None:
@@ -94,8 +95,6 @@ def resolve_source(value: str, data_dir: Path) -> dict[str, Any]:
             "info": entry,
         }
     if kind == SourceKind.DATASET:
-        from .datasets import Dataset
-
         d = Dataset.objects.get(pk=int(pk), layout="sharegpt")
         name = _slug(f"ds{d.pk}_{d.name}")
         return {
@@ -114,8 +113,6 @@ def materialise_dataset(dataset_id: int, dest: Path) -> int:
 
     Rows without an assistant turn cannot be trained on and are left out.
     """
-    from .datasets import Problem
-
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(".partial")
@@ -136,12 +133,17 @@ def materialise_dataset(dataset_id: int, dest: Path) -> int:
     return count
 
 
-class TrainingRunMixin(models.Model):
-    """Fields and domain operations of ``TrainingRun`` (declared in ``kinds.py``).
+class TrainingRun(QueuedRun):
+    """A LLaMA-Factory (+ DeepSpeed) training job on GPU workers.
 
     ``config`` holds {"settings": TrainingSettings fields except datasets/output_dir,
     "sources": ["trainingset:3", "dataset:7"], "preset": "..."}.
     """
+
+    kind = "training"
+    title = "Training"
+    queue = models.CharField(max_length=8, choices=Queue.choices, default=Queue.GPU)
+    node_task_name = "workers.tasks.gpu.train_node"
 
     base_model = models.CharField(max_length=500, blank=True)
     stage = models.CharField(max_length=16, default="sft")
@@ -160,8 +162,53 @@ class TrainingRunMixin(models.Model):
     master_addr = models.CharField(max_length=255, blank=True)
     master_port = models.PositiveIntegerField(null=True, blank=True)
 
-    class Meta:
-        abstract = True
+    class Meta(QueuedRun.Meta):
+        pass
+
+    # --- launching -------------------------------------------------------------------------
+
+    @classmethod
+    def new(cls, *, settings_data: dict[str, Any], sources: list[str], preset: str = "",
+            **fields):
+        """A run of ``settings_data`` (TrainingSettings fields) over ``sources``."""
+        return super().new(
+            base_model=str(settings_data.get("model_name_or_path", ""))[:500],
+            stage=settings_data.get("stage", "sft"),
+            config={"settings": settings_data, "sources": list(sources), "preset": preset},
+            **fields,
+        )
+
+    def on_launch(self) -> None:
+        """The generated files, shown on the run page before a worker writes them."""
+        self.files = self.render_files()
+        self.save(update_fields=["files"])
+
+    def enqueue(self, **options) -> None:
+        """One task per node: node 0 is the run's own task (``execute_run``, the lifecycle
+        owner), nodes 1..N-1 are ``train_node(run_id, rank)`` tasks on the same queue."""
+        self.reset_nodes()
+        super().enqueue(**options)
+        if self.nodes < 2:
+            return
+        TrainingNode.objects.filter(run_id=self.pk, rank=0).update(
+            celery_task_id=self.celery_task_id
+        )
+        for rank in range(1, self.nodes):
+            result = current_app.send_task(self.node_task_name, args=[self.pk, rank], **options)
+            TrainingNode.objects.filter(run_id=self.pk, rank=rank).update(celery_task_id=result.id)
+
+    def cancel(self) -> str:
+        """As every run; a queued multi-node run also revokes its node tasks (a running one is
+        stopped by each node's heartbeat, which sees the cancel flag)."""
+        outcome = super().cancel()
+        if outcome == "cancelled":
+            queued = TrainingNode.objects.filter(run_id=self.pk, state=RunState.QUEUED)
+            for task_id in queued.exclude(celery_task_id="").values_list(
+                "celery_task_id", flat=True
+            ):
+                current_app.control.revoke(task_id)
+            queued.update(state=RunState.CANCELLED, finished_at=self.finished_at)
+        return outcome
 
     # --- configuration ---------------------------------------------------------------------
 
@@ -680,8 +727,6 @@ class TrainingNode(models.Model):
 
 def presets() -> dict[str, dict[str, Any]]:
     """Launch-form presets: settings fields (TrainingSettings names) plus "label"."""
-    from distill.training.config import SKY_T1_32B_PREVIEW
-
     return {
         "sky_t1": {"label": "Sky-T1-32B-Preview (published recipe)", **SKY_T1_32B_PREVIEW},
         "cpu_demo": {
@@ -710,21 +755,3 @@ def presets() -> dict[str, dict[str, Any]]:
         },
     }
 
-
-def launch_training_run(
-    *, name: str, settings_data: dict[str, Any], sources: list[str], user=None, preset: str = ""
-):
-    """Create the run in ``queued`` with its generated files, and send it to a gpu worker."""
-    from .kinds import TrainingRun
-
-    run = TrainingRun.objects.create(
-        name=name,
-        launched_by=user,
-        base_model=str(settings_data.get("model_name_or_path", ""))[:500],
-        stage=settings_data.get("stage", "sft"),
-        config={"settings": settings_data, "sources": list(sources), "preset": preset},
-    )
-    run.files = run.render_files()
-    run.save(update_fields=["files"])
-    run.enqueue()
-    return run

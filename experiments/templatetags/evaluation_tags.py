@@ -2,11 +2,11 @@
 
 from django import template
 
+from experiments.models import BenchmarkResult
+
 register = template.Library()
 
 
 @register.inclusion_tag("experiments/evaluation/_overview_regressions.html")
 def evaluation_regressions(limit: int = 5) -> dict:
-    from experiments.models import BenchmarkResult
-
     return {"eval_regressions": list(BenchmarkResult.objects.regressions()[:limit])}

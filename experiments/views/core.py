@@ -15,15 +15,6 @@ from experiments.roles import Role
 
 from .access import get_run, require_role
 
-KIND_TITLES = {
-    "curation": "Curation",
-    "training": "Training",
-    "evaluation": "Evaluation",
-    "diagnostic": "Worker checks",
-    "import": "Dataset imports",
-    "recipe": "Recipe builds",
-}
-
 
 def _recent_runs(limit: int = 20) -> list:
     runs = []
@@ -38,7 +29,7 @@ def _recent_runs(limit: int = 20) -> list:
 def overview(request: HttpRequest) -> HttpResponse:
     counts = {
         kind: {
-            "title": KIND_TITLES[kind],
+            "title": model.title,
             "active": model.objects.active().count(),
             "failed": model.objects.filter(state=RunState.FAILED).count(),
             "total": model.objects.count(),
@@ -74,7 +65,7 @@ def run_list(request: HttpRequest, kind: str) -> HttpResponse:
         "experiments/run_list.html",
         {
             "kind": kind,
-            "title": KIND_TITLES[kind],
+            "title": model.title,
             "runs": runs[:200],
             "state": state,
             "states": RunState.choices,
@@ -92,7 +83,7 @@ def run_detail(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
         "experiments/run_detail.html",
         {
             "run": run,
-            "title": KIND_TITLES[kind],
+            "title": run.title,
             "config_json": json.dumps(run.config, indent=2, sort_keys=True),
             "result_json": json.dumps(getattr(run, "result", None), indent=2, sort_keys=True)
             if getattr(run, "result", None)
@@ -130,12 +121,11 @@ def diagnostic_new(request: HttpRequest) -> HttpResponse:
         return redirect("run_list", kind="diagnostic")
     queue = form.cleaned_data["queue"]
     hold = form.cleaned_data.get("hold_seconds") or 0
-    run = DiagnosticRun.objects.create(
+    run = DiagnosticRun.launch(
+        user=request.user,
         name=f"worker check on {queue}",
         queue=queue,
-        launched_by=request.user,
         config={"queue": queue, "hold_seconds": hold},
     )
-    run.enqueue()
     messages.success(request, f"Worker check queued on the {queue} queue.")
     return redirect(run)

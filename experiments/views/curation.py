@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from distill.curation.render import render_markdown
+from distill.generation.reformat import parse_reformatted
 from experiments.forms import (
     ConfirmForm,
     CurationRerunForm,
@@ -52,8 +53,7 @@ def curation_new(request: HttpRequest) -> HttpResponse:
         initial["recipe_version"] = request.GET["version"]
     form = CurationRunForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        run = form.save(request.user)
-        run.enqueue()
+        run = CurationRun.launch(user=request.user, **form.run_fields())
         messages.success(request, f"Curation run queued on the {run.queue} queue.")
         return redirect(run)
     return render(request, "experiments/curation/new.html", {"form": form})
@@ -113,8 +113,7 @@ def curation_status(request: HttpRequest, pk: int) -> JsonResponse:
 def curation_resume(request: HttpRequest, pk: int) -> HttpResponse:
     run = _get_run(pk)
     form = ConfirmForm(request.POST)
-    if form.is_valid() and run.resume():
-        run.enqueue()
+    if form.is_valid() and run.relaunch():
         messages.success(request, f"Run resumed as attempt {run.attempt}: it continues from "
                                   "what earlier attempts stored.")
     else:
@@ -133,7 +132,6 @@ def curation_rerun(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(run)
     child = run.rerun_from(form.cleaned_data["stage"], user=request.user,
                            convert_prompt=form.cleaned_data.get("convert_prompt"))
-    child.enqueue()
     messages.success(request, f"Re-running from {child.start_stage}, reusing this run's "
                               "earlier stages.")
     return redirect(child)
@@ -168,8 +166,6 @@ def curation_samples(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @require_role(Role.VIEWER)
 def curation_sample(request: HttpRequest, pk: int, problem: int, index: int) -> HttpResponse:
-    from distill.generation.reformat import parse_reformatted
-
     run = _get_run(pk)
     prob = get_object_or_404(Problem.objects.select_related("dataset"), pk=problem)
     stages = {s.stage: s for s in Sample.objects.filter(run=run, problem=prob,

@@ -79,9 +79,9 @@ def dataset_import(request: HttpRequest) -> HttpResponse:
         path, origin = _save_upload(data["file"]), data["file"].name
     else:
         path = origin = data["server_path"]
-    run = ImportRun.objects.create(
+    run = ImportRun.launch(
+        user=request.user,
         name=f"import {data['name']}",
-        launched_by=request.user,
         config={
             "path": str(path),
             "origin": str(origin),
@@ -94,7 +94,6 @@ def dataset_import(request: HttpRequest) -> HttpResponse:
             "domain_override": data["domain_override"],
         },
     )
-    run.enqueue()
     messages.success(request, f"Import of {data['name']} queued; this page follows its progress.")
     return redirect(run)
 

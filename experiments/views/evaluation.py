@@ -106,7 +106,7 @@ def evaluation_new(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, f"Evaluation not queued: {form.errors.as_text()}")
         return redirect("evaluation_home")
-    run = form.launch(request.user)
+    run = EvaluationRun.launch(user=request.user, **form.run_fields())
     messages.success(request, f"Evaluation queued on the {run.queue} queue.")
     return redirect(run)
 

@@ -166,13 +166,12 @@ def recipe_materialise(request: HttpRequest, pk: int) -> HttpResponse:
     if not recipe.components.exists():
         messages.error(request, "Add a component before materialising.")
         return redirect(recipe)
-    run = RecipeBuildRun.objects.create(
+    RecipeBuildRun.launch(
+        user=request.user,
         name=f"materialise {recipe.name}",
         recipe=recipe,
-        launched_by=request.user,
         config={"recipe": recipe.pk, "spec": recipe.spec()},
     )
-    run.enqueue()
     messages.success(request, "Materialisation queued.")
     return redirect(recipe)
 

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from experiments.forms import TrainingCompareForm, TrainingRunForm
 from experiments.models import TrainingMetric, TrainingRun
-from experiments.models.training import RUN_FILES, launch_training_run, presets
+from experiments.models.training import RUN_FILES, presets
 from experiments.roles import Role
 
 from .access import get_run, require_role
@@ -47,13 +47,7 @@ def training_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = TrainingRunForm(request.POST)
         if form.is_valid():
-            run = launch_training_run(
-                name=form.cleaned_data["name"],
-                settings_data=form.settings_data(),
-                sources=form.cleaned_data["sources"],
-                user=request.user,
-                preset=form.cleaned_data["preset"],
-            )
+            run = TrainingRun.launch(user=request.user, **form.run_fields())
             messages.success(request, "Training run queued on the gpu queue.")
             return redirect(run)
     else:
@@ -128,8 +122,7 @@ def training_file(request: HttpRequest, pk: int, name: str) -> HttpResponse:
 @require_role(Role.OPERATOR)
 def training_resume(request: HttpRequest, pk: int) -> HttpResponse:
     run = _get_training_run(pk)
-    if run.resume():
-        run.enqueue()
+    if run.relaunch():
         messages.success(request, "Run queued again: it resumes from its latest checkpoint.")
     else:
         messages.info(

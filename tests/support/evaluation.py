@@ -7,10 +7,10 @@ from experiments.models import (
     BenchmarkResult,
     Dataset,
     EvalSample,
+    EvaluationRun,
     Problem,
     TrainingCheckpoint,
     TrainingRun,
-    create_evaluation,
 )
 
 
@@ -36,8 +36,9 @@ def make_scored_run(bench: Benchmark, per_problem: list[list[bool]], *, checkpoi
                     model_path: str = "/models/demo", overrides=None):
     """A finished evaluation whose samples have the given verdicts, scored by the model."""
     n = len(per_problem[0])
-    run = create_evaluation(benchmarks=[bench], model_path=model_path, checkpoint=checkpoint,
-                            model_name="demo", overrides={"n": n, **(overrides or {})})
+    run = EvaluationRun.create_queued(benchmarks=[bench], model_path=model_path,
+                                     checkpoint=checkpoint, model_name="demo",
+                                     overrides={"n": n, **(overrides or {})})
     problems = list(bench.problems())
     rows = [
         EvalSample(run=run, benchmark=bench, problem=problems[p], sample_index=i,

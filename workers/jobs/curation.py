@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef
 
 from distill.curation import sharegpt_row, user_prompt, verification_problem, write_export
+from experiments.errors import UserError
 from experiments.models import (
     KEEP_WITHOUT_VERIFICATION,
     PIPELINE,
@@ -38,7 +39,7 @@ from experiments.models import (
     TrainingSetVersion,
 )
 from experiments.models.recipes import component_verifies
-from workers.runner import JobContext, UserError, job
+from workers.runner import JobContext, job
 
 log = logging.getLogger(__name__)
 

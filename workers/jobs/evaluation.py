@@ -13,8 +13,9 @@ from dataclasses import replace
 from django.conf import settings
 
 from distill.evaluation import render
+from experiments.errors import UserError
 from experiments.models import BenchmarkResult, EvalSample, EvaluationRun, Problem
-from workers.runner import JobContext, UserError, job
+from workers.runner import JobContext, job
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from django.db import transaction
 
 from distill.datasets import DatasetError, iter_converted, resolve_layout
+from experiments.errors import UserError
 from experiments.models import Dataset, ImportRun, Problem, RunState
-from workers.runner import UserError, job
+from workers.runner import job
 
 MAX_ERRORS = 50
 

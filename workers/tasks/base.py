@@ -5,7 +5,8 @@ from __future__ import annotations
 from celery import Task
 from django.db import InterfaceError, OperationalError
 
-from workers.runner import UserError
+from experiments.errors import UserError
+from workers.runner import execute
 
 
 class SkyboardTask(Task):
@@ -20,6 +21,4 @@ class SkyboardTask(Task):
 
 
 def execute_run_task(task: Task, kind: str, pk: int) -> str:
-    from workers.runner import execute
-
     return execute(kind, pk, hostname=task.request.hostname)

@@ -2,6 +2,8 @@
 
 from celery import shared_task
 
+from experiments.models import EvaluationSchedule
+
 from .base import SkyboardTask, execute_run_task
 
 
@@ -14,8 +16,6 @@ def execute_run(self, kind: str, pk: int) -> str:
 def run_evaluation_schedule(schedule_id: int) -> list[int]:
     """Beat's nightly tick: enqueue evaluations of what a schedule watches and has not
     evaluated yet with the same configuration; returns the new runs' ids."""
-    from experiments.models import EvaluationSchedule
-
     schedule = EvaluationSchedule.objects.filter(pk=schedule_id, enabled=True).first()
     if schedule is None:
         return []

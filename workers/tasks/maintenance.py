@@ -6,6 +6,8 @@ import logging
 
 from celery import shared_task
 
+from experiments.models import RUN_KINDS, FailureReason
+
 from .base import SkyboardTask
 
 log = logging.getLogger(__name__)
@@ -14,8 +16,6 @@ log = logging.getLogger(__name__)
 @shared_task(base=SkyboardTask, soft_time_limit=120, time_limit=180)
 def reap_stale_runs() -> int:
     """Fail running runs whose worker stopped heart-beating (killed, crashed, machine lost)."""
-    from experiments.models import RUN_KINDS, FailureReason
-
     reaped = 0
     for model in RUN_KINDS.values():
         for run in model.objects.stale():

@@ -1,0 +1,13 @@
+"""Errors that run code raises and the lifecycle understands (models, jobs and the executor).
+
+Django-free, so the Django-free library and the worker code can raise them without importing
+the web app's models.
+"""
+
+
+class UserError(Exception):
+    """A problem with what the user asked for: shown to them, never retried."""
+
+
+class Cancelled(Exception):
+    """Raised inside a job when its run was cancelled."""
