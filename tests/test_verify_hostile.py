@@ -35,10 +35,11 @@ def _ancestors(pid: int) -> set[int]:
 def sandbox_processes() -> list[str]:
     """Processes that come from a sandbox (our runner or the marker command below), except
     the idle pre-started sandboxes waiting for their first and only job and the zygotes' own
-    processes (bwrap, its init, the zygote runner; never a job's process: those are forked
+    processes, among this test process's descendants (bwrap, its init, the zygote runner; never a job's process: those are forked
     from the zygote and must all be gone)."""
     idle = PRESTARTED.idle_pids()
     zygotes = ZYGOTES.pids()
+    me = os.getpid()  # other test runs on this machine have sandboxes of their own
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -49,6 +50,7 @@ def sandbox_processes() -> list[str]:
             continue
         if (
             (b"/box/runner.py" in cmdline or b"4242.25" in cmdline)
+            and me in _ancestors(int(pid))
             and not (_ancestors(int(pid)) & idle)
             and int(pid) not in zygotes
         ):

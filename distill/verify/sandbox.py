@@ -31,6 +31,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._runner import clip
+
 RUNNER = Path(__file__).with_name("_runner.py")
 # An unprivileged uid outside the sandbox (nobody). RLIMIT_NPROC is accounted per user
 # namespace on current kernels, so parallel sandboxes do not share one process budget.
@@ -315,11 +317,12 @@ class _Zygote:
                 buf += chunk
         return buf
 
-    def run(self, job_bytes: bytes, wall: float) -> tuple[dict | None, int]:
+    def run(self, job_bytes: bytes, secret: bytes, wall: float) -> tuple[dict | None, int]:
         """(runner summary or None if the job's runner wrote none, its exit status).
         Raises TimeoutError past `wall` and ZygoteError if the zygote died."""
         deadline = time.monotonic() + wall
-        data = memoryview(len(job_bytes).to_bytes(8, "big") + job_bytes)
+        header = len(job_bytes).to_bytes(8, "big") + len(secret).to_bytes(8, "big")
+        data = memoryview(header + job_bytes + secret)
         try:
             while data:
                 remaining = deadline - time.monotonic()
@@ -450,7 +453,7 @@ def sandbox_mode() -> str:
     return "zygote"
 
 
-def _run_zygote(job_bytes: bytes, limits: SandboxLimits, wall: float) -> dict | None:
+def _run_zygote(job_bytes: bytes, secret: bytes, limits: SandboxLimits, wall: float) -> dict | None:
     """The summary of one job run in a zygote; None when no zygote can run it (fall back)."""
     try:
         zygote = ZYGOTES.take(limits)
@@ -460,7 +463,7 @@ def _run_zygote(job_bytes: bytes, limits: SandboxLimits, wall: float) -> dict | 
             log.warning("sandbox zygote unavailable, using a fresh sandbox per job: %s", exc)
         return None
     try:
-        summary, status = zygote.run(job_bytes, wall)
+        summary, status = zygote.run(job_bytes, secret, wall)
     except TimeoutError:
         ZYGOTES.discard(zygote)  # kills the zygote and with it the job's pid namespace
         return {
@@ -504,33 +507,36 @@ def run_job(
         "nproc": limits.nproc,
     }
     job["tmpfs_bytes"] = limits.tmpfs_mb * 1024 * 1024
-    job_bytes = json.dumps(job).encode()
+    public, secret, expected = split_job(job)
+    job_bytes = json.dumps(public).encode()
     n_cases = max(1, len(job.get("cases") or []))
     wall = min(limits.total_wall_s, n_cases * (job["time_limit_s"] + 0.5) + 5.0)
     start = time.monotonic()
     if (mode or sandbox_mode()) == "zygote":
-        summary = _run_zygote(job_bytes, limits, wall)
+        summary = _run_zygote(job_bytes, secret, limits, wall)
         if summary is not None:
             summary["sandbox_ms"] = round((time.monotonic() - start) * 1000, 2)
-            return summary
+            return _with_expected(summary, expected)
         if mode == "zygote":
             raise SandboxUnavailable(f"sandbox zygote unavailable: {ZYGOTES.broken}")
     proc = PRESTARTED.take(limits) if prestart else None
     if prestart:
         PRESTARTED.refill(limits)  # the next job's sandbox sets up while this one runs
-    if proc is None:
-        proc = _spawn(limits, job_bytes)
-        job_input = None
-    else:
-        job_input = job_bytes
+    # Always through stdin (never a file in the sandbox, which model code could read).
+    job_input = (
+        len(job_bytes).to_bytes(8, "big") + job_bytes + len(secret).to_bytes(8, "big") + secret
+    )
+    fresh = proc is None
+    if fresh:
+        proc = _spawn(limits, None)
     try:
         out, err = proc.communicate(input=job_input, timeout=wall)
-        if job_input is not None and not out and proc.returncode != 0:
+        if not fresh and not out and proc.returncode != 0:
             # The pre-started sandbox died before taking the job (the runner reports every
             # failure of model code as JSON, so no output means it never ran): run it fresh.
             _reap(proc)
-            proc, job_input = _spawn(limits, job_bytes), None
-            out, err = proc.communicate(timeout=wall)
+            proc = _spawn(limits, None)
+            out, err = proc.communicate(input=job_input, timeout=wall)
     except subprocess.TimeoutExpired:
         _kill(proc)
         proc.communicate()
@@ -561,6 +567,37 @@ def run_job(
             ],
         }
     summary["sandbox_ms"] = round(elapsed, 2)
+    return _with_expected(summary, expected)
+
+
+def split_job(job: dict) -> tuple[dict, bytes, list]:
+    """(public part, tests, expected outputs). The public part (code, inputs, limits) is what
+    the runner and every process that runs model code may hold. The tests (expected outputs,
+    or the assert-style test code) travel separately and go, unread by the runner, to a memfd
+    that only the judge / the test harness reads (see _runner.run_job); `expected` stays here
+    for the report."""
+    public = {k: v for k, v in job.items() if k not in ("cases", "test_code", "entry_point")}
+    if job["mode"] == "assert":
+        spec = {"test_code": job.get("test_code") or "", "entry_point": job.get("entry_point")}
+        return public, json.dumps(spec).encode(), []
+    cases = job.get("cases") or []
+    default = "" if job["mode"] == "stdin" else None
+    expected = [case.get("output", default) for case in cases]
+    blobs = [json.dumps(value).encode() for value in expected]
+    index, offset = [], 0
+    for blob in blobs:
+        index.append([offset, len(blob)])
+        offset += len(blob)
+    public["inputs"] = [case.get("input") for case in cases]
+    public["secret_index"] = index
+    return public, b"".join(blobs), expected
+
+
+def _with_expected(summary: dict, expected: list) -> dict:
+    """Failed stdin/call tests get their expected output in the report (from the host's copy)."""
+    for index, result in enumerate(summary.get("results") or []):
+        if result.get("status") == "wrong" and index < len(expected):
+            result["expected"] = clip(expected[index])
     return summary
 
 
