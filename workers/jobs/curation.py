@@ -24,6 +24,9 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef
 
 from distill.curation import sharegpt_row, user_prompt, verification_problem, write_export
+from distill.generation.base import GenRequest, Sampling, get_backend
+from distill.generation.reformat import build_convert_messages, parse_reformatted
+from distill.verify import Reason, VerifyConfig, verify_many
 from experiments.errors import UserError
 from experiments.models import (
     KEEP_WITHOUT_VERIFICATION,
@@ -161,8 +164,6 @@ class Pipeline:
     # --- generate -------------------------------------------------------------------------
 
     def backend(self):
-        from distill.generation.base import get_backend
-
         name = self.cfg.get("backend", "transformers")
         options = dict(self.cfg.get("backend_options") or {})
         model = self.cfg.get("model") or ""
@@ -184,8 +185,6 @@ class Pipeline:
         return msgs
 
     def stage_generate(self) -> None:
-        from distill.generation.base import GenRequest, Sampling
-
         have = set(self.samples.filter(stage=Stage.GENERATE).values_list(
             "problem_id", "sample_index"))
         todo = [(pid, i) for pid in self.problem_ids for i in range(self.n) if (pid, i) not in have]
@@ -281,8 +280,6 @@ class Pipeline:
         self.verify_from(Stage.REFORMAT, Stage.REVERIFY)
 
     def verify_from(self, source: str, target: str) -> None:
-        from distill.verify import VerifyConfig, verify_many
-
         vcfg = self.cfg.get("verify") or {}
         config = VerifyConfig(math_timeout_s=float(vcfg.get("math_timeout_s", 5.0)))
         workers = int(vcfg.get("workers") or min(settings.VERIFY_SANDBOXES, 4))
@@ -325,7 +322,7 @@ class Pipeline:
     # --- reformat -----------------------------------------------------------------------------
 
     def stage_reformat(self) -> None:
-        from distill.generation.base import GenRequest, Sampling
+        # The openai SDK takes about a second to import; only a reformat stage needs it.
         from distill.generation.openai_backend import OpenAIBackend
 
         rcfg = dict(self.cfg.get("reformat") or {})
@@ -368,8 +365,6 @@ class Pipeline:
                     Stage.REFORMAT)
 
     def reformat_row(self, pid: int, i: int, r, model: str, invalid: str | None) -> Sample:
-        from distill.generation.reformat import parse_reformatted
-
         if r is None:  # nothing could be sent (an empty trace)
             error = {"type": "InvalidInput", "message": invalid, "status": None, "attempts": 0}
             return Sample(run=self.run, problem_id=pid, sample_index=i, stage=Stage.REFORMAT,
@@ -437,16 +432,12 @@ class Pipeline:
 
 
 def build_messages(convert, text: str) -> list[dict[str, str]]:
-    from distill.generation.reformat import build_convert_messages
-
     return build_convert_messages(convert.text, convert.example, text)
 
 
 def keep_unverified(text: str, finish_reason: str) -> tuple[bool, str]:
     """The verdict on a sample of a component with verification off: kept when the model
     finished it; cut at max_tokens or empty fails with the verifier's own reason."""
-    from distill.verify import Reason
-
     if finish_reason == "length":
         return False, str(Reason.TRUNCATED)
     if finish_reason == "error":

@@ -13,6 +13,8 @@ from dataclasses import replace
 from django.conf import settings
 
 from distill.evaluation import render
+from distill.generation.base import GenRequest, Sampling, get_backend
+from distill.verify import verify_many
 from experiments.errors import UserError
 from experiments.models import BenchmarkResult, EvalSample, EvaluationRun, Problem
 from workers.runner import JobContext, job
@@ -33,8 +35,6 @@ def call_based(problem: Problem) -> bool:
 
 @job("evaluation")
 def run_evaluation(run: EvaluationRun, ctx: JobContext) -> None:
-    from distill.generation.base import GenRequest, Sampling, get_backend
-
     results = list(run.results.select_related("benchmark", "benchmark__dataset"))
     if not results:
         raise UserError("the evaluation has no benchmarks")
@@ -90,8 +90,6 @@ def _with_options(problem: Problem) -> str:
 
 
 def _store(run, result: BenchmarkResult, problems: dict, generated: list, sent: dict) -> None:
-    from distill.verify import verify_many
-
     domain = result.benchmark.domain
     items = []
     for g in generated:

