@@ -11,3 +11,11 @@ class UserError(Exception):
 
 class Cancelled(Exception):
     """Raised inside a job when its run was cancelled."""
+
+
+class Failed(Exception):
+    """Raised inside a job to fail its row with a reason of its own (e.g. ``node_timeout``)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason

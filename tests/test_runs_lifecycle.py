@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from experiments.models import DiagnosticRun, RunState, TrainingRun
+from experiments.models import DiagnosticRun, RunState, TrainingNode, TrainingRun
 from workers import runner
 from workers.tasks.maintenance import reap_stale_runs
 
@@ -95,3 +95,52 @@ def test_unknown_job_kind_fails_with_a_clear_reason():
             runner.JOBS["training"] = saved
     run.refresh_from_db()
     assert "no worker job is registered" in run.failure_message
+
+
+def two_node_run() -> tuple[TrainingRun, TrainingNode, TrainingNode]:
+    run = TrainingRun.objects.create(name="t", config={"settings": {"nodes": 2}})
+    run.reset_nodes()
+    run.start(worker="w", pid=1)
+    node0, node1 = TrainingNode.objects.filter(run=run).order_by("rank")
+    return run, node0, node1
+
+
+def test_reaper_fails_stale_training_nodes_too_and_node_zero_sees_it(settings):
+    settings.RUN_STALE_AFTER_SECONDS = 60
+    run, node0, node1 = two_node_run()
+    for node in (node0, node1):
+        assert node.start(worker="w", pid=1)
+    assert not node0.stop_requested()
+    TrainingNode.objects.filter(pk=node1.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=61)
+    )
+    assert reap_stale_runs() == 1
+    node1.refresh_from_db()
+    assert node1.state == RunState.FAILED and node1.failure_reason == "worker_lost"
+    assert node0.stop_requested()  # node 0 stops its trainer: a node it watches failed
+    run.refresh_from_db()
+    assert run.state == RunState.RUNNING  # node 0 decides the run's state
+
+
+def test_a_node_runs_through_the_executor_and_stops_with_its_run():
+    run, _, node1 = two_node_run()
+    body = []
+    assert (
+        runner.execute_row(
+            TrainingNode,
+            lambda row, ctx: body.append(row.rank),
+            hostname="n1",
+            run_id=run.pk,
+            rank=1,
+        )
+        == RunState.SUCCEEDED
+    )
+    assert body == [1]
+    assert runner.execute_row(TrainingNode, body.append, run_id=run.pk, rank=1) == "skipped"
+    TrainingNode.objects.filter(pk=node1.pk).update(**TrainingNode.fresh_fields())
+    assert run.cancel() == "stopping"
+    # The heartbeat's first check sees the cancelled run before the body does any work.
+    state = runner.execute_row(
+        TrainingNode, lambda row, ctx: ctx.check_cancel(), hostname="n1", run_id=run.pk, rank=1
+    )
+    assert state == RunState.CANCELLED

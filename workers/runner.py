@@ -1,8 +1,11 @@
-"""Executes a run inside a Celery worker: start, heartbeat, cancel, finish.
+"""Executes a lifecycle row (a run, a training node) inside a Celery worker: start,
+heartbeat, cancel, finish.
 
-Jobs (``workers.jobs``) receive the run and a :class:`JobContext`. The context heart-beats from
-a background thread, notices a cancel request, and terminates every process group the job
-started through it, so a cancelled or finished run leaves no process behind.
+:func:`execute_row` is the one executor; :func:`execute` runs a run's registered job through
+it. Jobs (``workers.jobs``) receive the row and a :class:`JobContext`. The context heart-beats
+from a background thread, notices a cancel request (or the row's own stop condition), and
+terminates every process group the job started through it, so a cancelled or finished row
+leaves no process behind.
 """
 
 from __future__ import annotations
@@ -21,12 +24,21 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection
 
-from experiments.errors import Cancelled, UserError
+from experiments.errors import Cancelled, Failed, UserError
 from experiments.models import FailureReason, run_model
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Cancelled", "JobContext", "UserError", "execute", "job", "kill_process_group"]
+__all__ = [
+    "Cancelled",
+    "Failed",
+    "JobContext",
+    "UserError",
+    "execute",
+    "execute_row",
+    "job",
+    "kill_process_group",
+]
 
 
 JobFunc = Callable[[Any, "JobContext"], None]
@@ -61,8 +73,8 @@ def kill_process_group(pgid: int, grace: float = 5.0) -> None:
 
 
 class JobContext:
-    def __init__(self, run, *, heartbeat_seconds: float | None = None):
-        self.run = run
+    def __init__(self, row, *, heartbeat_seconds: float | None = None):
+        self.row = row
         self.cancel_event = threading.Event()
         self._groups: set[int] = set()
         self._lock = threading.Lock()
@@ -86,7 +98,7 @@ class JobContext:
             raise Cancelled()
 
     def progress(self, **progress) -> None:
-        self.run.set_progress(**progress)
+        self.row.set_progress(**progress)
 
     def popen(self, args: Sequence[str], **kwargs) -> subprocess.Popen:
         """Start a subprocess in its own process group, terminated on cancel and at the end."""
@@ -98,6 +110,8 @@ class JobContext:
     # --- for the runner -------------------------------------------------------------------
 
     def start(self) -> None:
+        """Check once now (a row may start when its job is already stopping), then beat."""
+        self.check()
         self._thread.start()
 
     def stop(self) -> None:
@@ -112,57 +126,90 @@ class JobContext:
         for pgid in groups:
             kill_process_group(pgid)
 
+    def check(self) -> bool:
+        """One heartbeat: True once the work must stop (then it is stopped)."""
+        try:
+            if not self.row.beat() or self.row.stop_requested():
+                # Cancelled by a user, finalised behind our back (the reaper), or the larger
+                # job the row is part of stopped: either way the work must stop now.
+                self.cancel_event.set()
+                self.kill_processes()
+        except Exception:  # a DB blip must not kill the heartbeat thread
+            log.exception("heartbeat failed for %s", self.row)
+        return self.cancel_event.is_set()
+
     def _beat_loop(self) -> None:
         try:
             while not self._stop.wait(self._interval):
-                try:
-                    alive = self.run.beat()
-                    if not alive or self.run.cancel_requested():
-                        # Cancelled by a user, or finalised behind our back (the reaper):
-                        # either way the work must stop now.
-                        self.cancel_event.set()
-                        self.kill_processes()
-                except Exception:  # a DB blip must not kill the heartbeat thread
-                    log.exception("heartbeat failed for %s", self.run)
+                self.check()
         finally:
             connection.close()
 
 
-def execute(kind: str, pk: int, *, hostname: str | None = None) -> str:
-    """Run one run to a final state. Safe to call twice: only the first call starts it."""
-    model = run_model(kind)
-    try:
-        run = model.objects.get(pk=pk)
-    except model.DoesNotExist:
-        log.warning("%s run %s does not exist; nothing to do", kind, pk)
+Body = Callable[[Any, JobContext], None]
+
+
+def execute_row(
+    model, body: Body, *, hostname: str | None = None, propagate: bool = False, **lookup
+) -> str:
+    """Run the row of ``model`` that ``lookup`` selects to a final state with ``body(row, ctx)``.
+
+    Safe to call twice: only the first call starts the row. Errors become its final state:
+    Cancelled → cancelled, Failed → failed with its reason, UserError → invalid_input,
+    SoftTimeLimitExceeded → timeout, any other exception → error. A body that finalised the row
+    itself (e.g. failed it with its trainer's reason) keeps that state. ``propagate``: the row
+    runs inside another row's job (node 0 inside its run's task): the error, once recorded,
+    is raised again to end the enclosing row the same way.
+    """
+    row = model.objects.filter(**lookup).first()
+    if row is None:
+        log.warning("no %s with %s; nothing to do", model._meta.label, lookup)
         return "missing"
-    if not run.start(worker=hostname or socket.gethostname(), pid=os.getpid()):
-        log.info("%s run %s is %s; not starting it again", kind, pk, run.state)
+    if not row.start(worker=hostname or socket.gethostname(), pid=os.getpid()):
+        log.info("%s %s is %s; not starting it again", model._meta.label, row.pk, row.state)
         return "skipped"
-    ctx = JobContext(run)
+    ctx = JobContext(row)
     ctx.start()
     try:
-        import workers.jobs  # noqa: F401  (registers the job bodies; a broken one fails the run)
-
-        func = JOBS.get(kind)
-        if func is None:
-            raise UserError(f"no worker job is registered for {kind} runs")
-        func(run, ctx)
-    except Cancelled:
-        run.mark_cancelled()
-    except UserError as exc:
-        run.fail(FailureReason.INVALID_INPUT, str(exc))
-    except SoftTimeLimitExceeded:
-        run.fail(FailureReason.TIMEOUT, "The run exceeded its time limit and was stopped.")
+        body(row, ctx)
     except Exception as exc:
-        log.exception("%s run %s failed", kind, pk)
-        run.fail(FailureReason.ERROR, f"{type(exc).__name__}: {exc}")
+        _record_error(row, exc)
+        if propagate:
+            raise
     else:
         if ctx.cancelled:
-            run.mark_cancelled()
+            row.mark_cancelled()
         else:
-            run.succeed()
+            row.succeed()
     finally:
         ctx.stop()
-    run.refresh_from_db()
-    return run.state
+    row.refresh_from_db()
+    return row.state
+
+
+def _record_error(row, exc: Exception) -> None:
+    if isinstance(exc, Cancelled):
+        row.mark_cancelled()
+    elif isinstance(exc, Failed):
+        row.fail(exc.reason, str(exc))
+    elif isinstance(exc, UserError):
+        row.fail(FailureReason.INVALID_INPUT, str(exc))
+    elif isinstance(exc, SoftTimeLimitExceeded):
+        row.fail(FailureReason.TIMEOUT, "The run exceeded its time limit and was stopped.")
+    else:
+        log.exception("%s %s failed", row._meta.label, row.pk)
+        row.fail(FailureReason.ERROR, f"{type(exc).__name__}: {exc}")
+
+
+def execute(kind: str, pk: int, *, hostname: str | None = None) -> str:
+    """Run one run to a final state with its kind's registered job."""
+    return execute_row(run_model(kind), _run_job, hostname=hostname, pk=pk)
+
+
+def _run_job(run, ctx: JobContext) -> None:
+    import workers.jobs  # noqa: F401  (registers the job bodies; a broken one fails the run)
+
+    func = JOBS.get(run.kind)
+    if func is None:
+        raise UserError(f"no worker job is registered for {run.kind} runs")
+    func(run, ctx)

@@ -1,14 +1,16 @@
-"""The lifecycle every long job shares: curation, training, evaluation and diagnostic runs.
+"""The lifecycle every row that a worker runs shares: runs of every kind, training nodes.
 
 One indexed ``state``; every transition is a conditional UPDATE whose row count is checked, so
-a retried or duplicated Celery delivery cannot move a run that already finished.
+a retried or duplicated Celery delivery cannot move a row that already finished.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from celery import current_app
+from django.apps import apps
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models.signals import class_prepared
@@ -16,6 +18,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from experiments import provenance
+
+log = logging.getLogger(__name__)
 
 
 class RunState(models.TextChoices):
@@ -37,7 +41,7 @@ class FailureReason(models.TextChoices):
     TIMEOUT = "timeout", "time limit exceeded"
 
 
-class RunQuerySet(models.QuerySet):
+class LifecycleQuerySet(models.QuerySet):
     def active(self):
         return self.filter(state__in=ACTIVE_STATES)
 
@@ -45,16 +49,148 @@ class RunQuerySet(models.QuerySet):
         return self.filter(state__in=FINAL_STATES)
 
     def stale(self, now=None):
-        """Running runs whose worker has not heart-beaten within RUN_STALE_AFTER_SECONDS."""
+        """Running rows whose worker has not heart-beaten within RUN_STALE_AFTER_SECONDS."""
         now = now or timezone.now()
         cutoff = now - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS)
         return self.filter(state=RunState.RUNNING, heartbeat_at__lt=cutoff)
 
+    def reap_stale(self) -> int:
+        """Fail the stale rows as worker lost (the reaper's work); how many this call failed."""
+        return sum(row.reap() for row in self.stale())
+
+
+class RunQuerySet(LifecycleQuerySet):
     def recent(self, limit: int = 20):
         return self.select_related("launched_by").order_by("-created_at")[:limit]
 
 
-class Run(models.Model):
+class Lifecycle(models.Model):
+    """Abstract base of every row that a worker runs to a final state: a run, a node of a
+    multi-node training run (and whatever else one job is split into).
+
+    ``workers.runner.execute_row`` drives it: :meth:`start` (only the first delivery does), a
+    heartbeat thread calling :meth:`beat` and :meth:`stop_requested`, then :meth:`succeed`,
+    :meth:`fail` or :meth:`mark_cancelled`. A subclass adds what its job needs and, where its
+    work must also stop for something other than its own cancel flag, :meth:`stop_requested`.
+    """
+
+    # Indexed: the overview, the reaper (state=running) and every list page filter on it.
+    state = models.CharField(
+        max_length=16, choices=RunState.choices, default=RunState.QUEUED, db_index=True
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+
+    failure_reason = models.CharField(max_length=40, blank=True)
+    failure_message = models.TextField(blank=True)
+
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    worker_pid = models.IntegerField(null=True, blank=True)
+
+    objects = LifecycleQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    # --- reading ----------------------------------------------------------------------------
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def duration(self) -> timedelta | None:
+        if not self.started_at:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+    # --- transitions ------------------------------------------------------------------------
+
+    def _transition(self, from_states, to_state: str | None = None, **fields) -> bool:
+        """UPDATE ... WHERE state IN from_states; True when this call made the change."""
+        if to_state is not None:
+            fields["state"] = to_state
+        changed = type(self).objects.filter(pk=self.pk, state__in=from_states).update(**fields)
+        self.refresh_from_db()
+        return changed == 1
+
+    def start(self, *, worker: str, pid: int, **fields) -> bool:
+        now = timezone.now()
+        return self._transition(
+            [RunState.QUEUED],
+            RunState.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            worker=worker[:200],
+            worker_pid=pid,
+            **fields,
+        )
+
+    def beat(self, **fields) -> bool:
+        """Record a heartbeat (and optionally progress); False once the row is no longer running."""
+        return (
+            type(self)
+            .objects.filter(pk=self.pk, state=RunState.RUNNING)
+            .update(heartbeat_at=timezone.now(), **fields)
+            == 1
+        )
+
+    def succeed(self, **fields) -> bool:
+        return self._transition(
+            [RunState.RUNNING], RunState.SUCCEEDED, finished_at=timezone.now(), **fields
+        )
+
+    def fail(self, reason: str, message: str, **fields) -> bool:
+        return self._transition(
+            ACTIVE_STATES,
+            RunState.FAILED,
+            finished_at=timezone.now(),
+            failure_reason=reason,
+            failure_message=message[:10_000],
+            **fields,
+        )
+
+    def mark_cancelled(self, message: str = "", **fields) -> bool:
+        if message:
+            fields["failure_message"] = message[:10_000]
+        return self._transition(
+            ACTIVE_STATES, RunState.CANCELLED, finished_at=timezone.now(), **fields
+        )
+
+    def reap(self) -> bool:
+        """Fail a row whose worker stopped heart-beating (the reaper, through ``stale()``)."""
+        message = (
+            f"Worker lost: {self.worker or 'the worker'} stopped sending heartbeats "
+            f"(last at {self.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC). The process was killed "
+            "or its machine went away; relaunch or resume the run."
+        )
+        if not self.fail(FailureReason.WORKER_LOST, message):
+            return False
+        log.warning("reaped %s %s: %s", self._meta.label, self.pk, message)
+        return True
+
+    def cancel_requested(self) -> bool:
+        return type(self).objects.filter(pk=self.pk, cancel_requested_at__isnull=False).exists()
+
+    def stop_requested(self) -> bool:
+        """Checked by the heartbeat: True when the work must stop (a running row's own cancel
+        flag here; a row that is part of a larger job adds the job's reasons)."""
+        return self.cancel_requested()
+
+
+def lifecycle_models() -> list[type[Lifecycle]]:
+    """Every concrete model with the lifecycle: what the reaper goes through."""
+    return [m for m in apps.get_models() if issubclass(m, Lifecycle)]
+
+
+class Run(Lifecycle):
     """Abstract base: subclasses add what their job needs and name their Celery task.
 
     A concrete subclass that sets ``kind`` is a kind of run: it is registered in
@@ -68,18 +204,7 @@ class Run(models.Model):
     task_name: str = ""  # dotted Celery task that executes this kind of run
 
     name = models.CharField(max_length=200, blank=True)
-    # Indexed: the overview, the reaper (state=running) and every list page filter on it.
-    state = models.CharField(
-        max_length=16, choices=RunState.choices, default=RunState.QUEUED, db_index=True
-    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    cancel_requested_at = models.DateTimeField(null=True, blank=True)
-
-    failure_reason = models.CharField(max_length=40, blank=True)
-    failure_message = models.TextField(blank=True)
 
     launched_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -89,9 +214,6 @@ class Run(models.Model):
     code_version = models.CharField(max_length=64, blank=True)
     package_versions = models.JSONField(default=dict, blank=True)
 
-    celery_task_id = models.CharField(max_length=64, blank=True)
-    worker = models.CharField(max_length=200, blank=True)
-    worker_pid = models.IntegerField(null=True, blank=True)
     # Stage-by-stage progress: {"stage": "...", "done": n, "total": m, "stages": {...}}.
     progress = models.JSONField(default=dict, blank=True)
 
@@ -158,20 +280,6 @@ class Run(models.Model):
 
     # --- reading ----------------------------------------------------------------------------
 
-    @property
-    def is_final(self) -> bool:
-        return self.state in FINAL_STATES
-
-    @property
-    def is_active(self) -> bool:
-        return self.state in ACTIVE_STATES
-
-    @property
-    def duration(self) -> timedelta | None:
-        if not self.started_at:
-            return None
-        return (self.finished_at or timezone.now()) - self.started_at
-
     def status_dict(self) -> dict:
         return {
             "kind": self.kind,
@@ -191,61 +299,26 @@ class Run(models.Model):
 
     # --- transitions ------------------------------------------------------------------------
 
-    def _transition(self, from_states, to_state: str | None = None, **fields) -> bool:
-        """UPDATE ... WHERE state IN from_states; True when this call made the change."""
-        if to_state is not None:
-            fields["state"] = to_state
-        changed = type(self).objects.filter(pk=self.pk, state__in=from_states).update(**fields)
-        self.refresh_from_db()
-        return changed == 1
-
     def enqueue(self, **options) -> None:
         """Send the run to its worker queue; the web request never does the work itself."""
         result = current_app.send_task(self.task_name, args=[self.kind, self.pk], **options)
         type(self).objects.filter(pk=self.pk).update(celery_task_id=result.id)
         self.celery_task_id = result.id
 
-    def start(self, *, worker: str, pid: int) -> bool:
-        now = timezone.now()
-        return self._transition(
-            [RunState.QUEUED],
-            RunState.RUNNING,
-            started_at=now,
-            heartbeat_at=now,
+    def start(self, *, worker: str, pid: int, **fields) -> bool:
+        """As every lifecycle row; a run also records the code and packages it ran with."""
+        return super().start(
             worker=worker,
-            worker_pid=pid,
+            pid=pid,
             code_version=provenance.code_version(),
             package_versions=provenance.package_versions(),
-        )
-
-    def beat(self, **fields) -> bool:
-        """Record a heartbeat (and optionally progress); False once the run is no longer running."""
-        return (
-            type(self)
-            .objects.filter(pk=self.pk, state=RunState.RUNNING)
-            .update(heartbeat_at=timezone.now(), **fields)
-            == 1
+            **fields,
         )
 
     def set_progress(self, **progress) -> None:
         merged = {**self.progress, **progress}
         if self.beat(progress=merged):
             self.progress = merged
-
-    def succeed(self) -> bool:
-        return self._transition([RunState.RUNNING], RunState.SUCCEEDED, finished_at=timezone.now())
-
-    def fail(self, reason: str, message: str) -> bool:
-        return self._transition(
-            ACTIVE_STATES,
-            RunState.FAILED,
-            finished_at=timezone.now(),
-            failure_reason=reason,
-            failure_message=message[:10_000],
-        )
-
-    def mark_cancelled(self) -> bool:
-        return self._transition(ACTIVE_STATES, RunState.CANCELLED, finished_at=timezone.now())
 
     def cancel(self) -> str:
         """Cancel on behalf of a user: returns what happened ("cancelled", "stopping", "final").
@@ -280,9 +353,6 @@ class Run(models.Model):
             failure_reason="",
             failure_message="",
         )
-
-    def cancel_requested(self) -> bool:
-        return type(self).objects.filter(pk=self.pk, cancel_requested_at__isnull=False).exists()
 
 
 def _in_transaction() -> bool:

@@ -10,7 +10,6 @@ import json
 import re
 import socket
 from collections import deque
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from distill.training.config import (
 )
 
 from .datasets import Dataset, Problem
-from .runs import FINAL_STATES, Queue, QueuedRun, RunState
+from .runs import Lifecycle, Queue, QueuedRun, RunState
 
 # Chart JSON never carries more points than this per curve: a 100k-step run draws as fast as a
 # 100-step one (bucket mean, with the bucket's min/max as a band).
@@ -607,28 +606,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class TrainingNode(models.Model):
+class TrainingNode(Lifecycle):
     """One node (one Celery task, one torchrun) of a multi-node training run.
 
-    Node 0 also owns the run's lifecycle (start, heartbeat, final state); every node, node 0
-    included, records itself here. State changes are conditional UPDATEs, like the run's.
+    A lifecycle row like the run itself, run by the same executor: nodes 1..N-1 in their own
+    ``train_node`` tasks, node 0 inside the run's task, which then decides the run's state from
+    the nodes' rows.
     """
 
     run = models.ForeignKey(
         "experiments.TrainingRun", on_delete=models.CASCADE, related_name="training_nodes"
     )
     rank = models.PositiveIntegerField()
-    state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
-    worker = models.CharField(max_length=200, blank=True)
-    worker_pid = models.IntegerField(null=True, blank=True)
-    celery_task_id = models.CharField(max_length=64, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
     gpu_seconds = models.FloatField(default=0)
-    failure_reason = models.CharField(max_length=40, blank=True)
-    failure_message = models.TextField(blank=True)
 
     class Meta:
         ordering = ["run", "rank"]
@@ -647,67 +638,35 @@ class TrainingNode(models.Model):
             "started_at": None,
             "heartbeat_at": None,
             "finished_at": None,
+            "cancel_requested_at": None,
             "exit_code": None,
             "gpu_seconds": 0,
             "failure_reason": "",
             "failure_message": "",
         }
 
-    @property
-    def is_final(self) -> bool:
-        return self.state in FINAL_STATES
+    def peers(self) -> models.QuerySet[TrainingNode]:
+        """The nodes this node watches: node 0 every other node, every other node node 0."""
+        nodes = TrainingNode.objects.filter(run_id=self.run_id)
+        return nodes.exclude(rank=0) if self.rank == 0 else nodes.filter(rank=0)
 
-    def _transition(self, from_states, **fields) -> bool:
-        changed = type(self).objects.filter(pk=self.pk, state__in=from_states).update(**fields)
-        self.refresh_from_db()
-        return changed == 1
-
-    def start(self, *, worker: str, pid: int) -> bool:
-        now = timezone.now()
-        return self._transition(
-            [RunState.QUEUED],
-            state=RunState.RUNNING,
-            worker=worker[:200],
-            worker_pid=pid,
-            started_at=now,
-            heartbeat_at=now,
-        )
-
-    def beat(self) -> bool:
-        """False once this node is no longer running (reset by a resume, or finalised)."""
-        return (
-            type(self)
-            .objects.filter(pk=self.pk, state=RunState.RUNNING)
-            .update(heartbeat_at=timezone.now())
-            == 1
-        )
-
-    def finish(
-        self,
-        state: str,
-        *,
-        exit_code: int | None = None,
-        reason: str = "",
-        message: str = "",
-        gpu_seconds: float = 0.0,
-    ) -> bool:
-        return self._transition(
-            [RunState.QUEUED, RunState.RUNNING],
-            state=state,
-            finished_at=timezone.now(),
-            exit_code=exit_code,
-            gpu_seconds=gpu_seconds,
-            failure_reason=reason,
-            failure_message=message[:10_000],
-        )
-
-    def is_stale(self, now=None) -> bool:
-        now = now or timezone.now()
-        return (
-            self.state == RunState.RUNNING
-            and self.heartbeat_at is not None
-            and now - self.heartbeat_at > timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS)
-        )
+    def stop_requested(self) -> bool:
+        """Checked by the heartbeat. A node stops when a node it watches failed or stopped, and
+        (nodes 1..N-1) when the run is cancelled or failed. Node 0 runs inside the run's task,
+        whose own heartbeat stops it on the run's cancel; it also reaps the nodes that stopped
+        heart-beating (as the reaper does, sooner)."""
+        if super().stop_requested():
+            return True
+        peers = self.peers()
+        if self.rank == 0:
+            peers.reap_stale()
+        else:
+            run_state, cancel_at = TrainingRun.objects.values_list(
+                "state", "cancel_requested_at"
+            ).get(pk=self.run_id)
+            if cancel_at is not None or run_state in (RunState.FAILED, RunState.CANCELLED):
+                return True
+        return peers.filter(state__in=(RunState.FAILED, RunState.CANCELLED)).exists()
 
     def as_dict(self) -> dict[str, Any]:
         return {
