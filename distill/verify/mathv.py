@@ -27,6 +27,7 @@ def _balanced(text: str, open_at: int) -> tuple[str, int] | None:
 
 
 _ANSWER_IS = re.compile(r"(?:final answer|the answer)\s*(?:is|:)?\s*[:=]?\s*(.+)", re.IGNORECASE)
+_PHRASE = re.compile(r"final answer|the answer", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 
 
@@ -35,17 +36,25 @@ def extract_answer(response: str) -> tuple[str | None, str]:
     boxed = last_boxed(response)
     if boxed is not None:
         return boxed, "boxed"
-    matches = list(_ANSWER_IS.finditer(response))
-    if matches:
-        tail = matches[-1].group(1)
-        # "Final Answer: The final answer is $12$." nests one phrase in the other.
-        while (inner := _ANSWER_IS.search(tail)) is not None:
-            tail = inner.group(1)
+    last = None
+    for last in _ANSWER_IS.finditer(response):  # noqa: B007 (the last one is wanted)
+        pass
+    if last is not None:
+        tail = last.group(1)
+        # "Final Answer: The final answer is $12$." nests one phrase in the other: read after
+        # the last phrase of the line (one pass; re-searching each tail was quadratic).
+        inner = None
+        for inner in _PHRASE.finditer(tail):  # noqa: B007
+            pass
+        if inner is not None:
+            nested = _ANSWER_IS.match(tail, inner.start())
+            tail = nested.group(1) if nested else tail
         tail = re.split(r"\.\s*I hope|\n", tail)[0].strip()
         tail = tail.strip().strip("*").strip()
         if tail.startswith("$"):
-            inner = re.match(r"\$+(.+?)\$+", tail)
-            tail = inner.group(1) if inner else tail.strip("$")
+            body = tail.lstrip("$")
+            end = body.find("$")
+            tail = body[:end] if end > 0 else tail.strip("$")
         tail = tail.rstrip(".").strip()
         if tail:
             return tail, "answer_is"
@@ -112,10 +121,15 @@ def normalise(answer: str) -> str:
 
 
 _FRAC = re.compile(r"(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}")
+_MIXED = re.compile(r"(-?)(\d+)\\frac\{(\d+)\}\{(\d+)\}")
 
 
 def as_number(s: str) -> Fraction | float | None:
     """A plain number (int, decimal, a/b, \\frac{a}{b}, scientific) or None."""
+    m = _MIXED.fullmatch(s)
+    if m and int(m.group(4)) != 0:  # 4\frac{2}{3} is 4 + 2/3 (math-verify reads it so too)
+        value = int(m.group(2)) + Fraction(int(m.group(3)), int(m.group(4)))
+        return -value if m.group(1) else value
     m = _FRAC.fullmatch(s)
     if m:
         if int(m.group(3)) == 0:
@@ -248,6 +262,8 @@ _EVAL_ERRORS = (
 @lru_cache(maxsize=4096)
 def _expression(s: str) -> tuple[ast.Expression, frozenset[str]] | None:
     """Parsed simple expression and its variable names, or None."""
+    if len(s) > 400:
+        return None  # no answer key has such a closed form; the evaluator would recurse deeply
     if re.search(r"[A-Za-z]{2}", re.sub(r"\\[A-Za-z]+", " ", s)):
         return None  # "pct", "cm", "xy": words and units are not products of variables
     py = _latex_to_py(s)
@@ -514,7 +530,7 @@ _FINAL_IS_AFTER = re.compile(r"\bis\b\s*:?\s*(?:\$|\\\(|\\\[)")
 
 def decisive_box(text: str) -> tuple[str | None, bool]:
     """The last box's content and whether math-verify would extract the same thing from `text`."""
-    boxes = all_boxes(text)
+    boxes = all_boxes(text, last=2)
     if not boxes or boxes[-1].content is None:
         return None, False
     last = boxes[-1]
@@ -554,6 +570,47 @@ def gold_answer(gold: str) -> tuple[str, bool]:
     return text, "$" not in text.replace("\\$", "") and "\\(" not in text
 
 
+_MAX_FINAL_BOXES = 32
+
+
+def final_boxes(text: str) -> tuple[str | None, str | None]:
+    """The final answer of a response with boxes, and the text math-verify is given for it.
+
+    The last box decides. Boxes right before it, separated only by punctuation, spaces,
+    "and"/"or" or `\\quad`, are part of the same final answer (`x = \\boxed{1}, \\boxed{2}`)
+    and are read with it as one list; an earlier box with words in between (a draft, a
+    rejected attempt) is never read.
+    """
+    boxes = all_boxes(text, last=_MAX_FINAL_BOXES)
+    if not boxes or boxes[-1].content is None:
+        return None, None
+    first = len(boxes) - 1
+    while (
+        first > 0
+        and boxes[first - 1].content is not None
+        and _BETWEEN_BOXES.fullmatch(text, boxes[first - 1].end, boxes[first].start)
+    ):
+        first -= 1
+    contents = [box.content or "" for box in boxes[first:]]
+    pred = ", ".join(f"\\boxed{{{c}}}" for c in contents)
+    return ", ".join(contents), f"${pred}$"
+
+
+def _percent_equal(g: str, p: str, gold: str, extracted: str) -> bool:
+    """10\\% and 0.1 are the same answer (math-verify accepts both readings of a percentage:
+    the number and a hundredth of it)."""
+    if "%" not in gold and "%" not in extracted and "percent" not in gold + extracted:
+        return False
+    vg = as_number(g) if as_number(g) is not None else closed_form_value(g)
+    vp = as_number(p) if as_number(p) is not None else closed_form_value(p)
+    if vg is None or vp is None:
+        return False
+    return any(
+        math.isclose(float(a) / 100, float(b), rel_tol=1e-9, abs_tol=1e-12)
+        for a, b in ((vg, vp), (vp, vg))
+    )
+
+
 @dataclass
 class MathOutcome:
     reason: Reason
@@ -566,28 +623,28 @@ def verify_math(
 ) -> MathOutcome:
     """Verdict for one math response.
 
-    Never worse than math-verify by construction: a cheap, in-process decision is taken only
-    when both answers were read exactly where math-verify would read them (`decisive_box`,
-    `gold_answer`) and the comparison is certain (equal normalised strings, exact/close
-    numbers, closed forms, different kinds, polynomial identities). Everything else is
-    math-verify's own `parse` + `verify` on the gold and the *whole* response (its extraction),
-    in a killable subprocess, unless our box is decisive and only the comparison is hard, in
-    which case that box alone is sent.
+    The answer is the last box (`final_boxes`): it alone is compared, cheaply in-process when
+    the comparison is certain (equal normalised strings, exact/close numbers, mixed numbers,
+    percentages, closed forms, different kinds, polynomial identities), else by math-verify on
+    that box alone, in a killable subprocess. Only a response without a box falls back to an
+    "answer is" phrase or the last number, and then math-verify reads the whole response with
+    its own extraction (a fallback reading never decides on its own). A box is never
+    overridden by anything else in the response.
     """
     extracted, method = extract_answer(response)
     detail: dict = {"extraction": method}
     g, gold_ok = gold_answer(str(gold))
-    box_ok = False
+    boxed_pred = None
     if method == "boxed":
-        extracted, box_ok = decisive_box(response)
-        if extracted is None:  # unreachable: extract_answer found a balanced last box
-            extracted, box_ok = last_boxed(response), False
+        extracted, boxed_pred = final_boxes(response)
     if extracted is not None and extracted.strip() and gold_ok:
         p = normalise(extracted)
         ng = normalise(g)
         detail["normalised"] = p
-        if box_ok:
+        if boxed_pred is not None:
             cheap = _cheap(ng, p, rel_tol)
+            if cheap is False and _percent_equal(ng, p, g, extracted):
+                cheap = True
             if cheap is not None:
                 detail["path"] = "cheap"
                 return MathOutcome(
@@ -596,10 +653,10 @@ def verify_math(
     if not response.strip():
         return MathOutcome(Reason.NO_ANSWER_FOUND, None, detail)
     detail["path"] = "symbolic"
-    # A decisive box is sent alone (math-verify would extract exactly it); otherwise the whole
-    # response, where math-verify's own extraction decides what the answer is.
-    raw = not box_ok
-    pred = response if raw else f"$\\boxed{{{extracted}}}$"
+    # The final box(es) alone; without a box, the whole response, where math-verify's own
+    # extraction decides what the answer is.
+    raw = boxed_pred is None
+    pred = response if raw else boxed_pred
     result = get_pool(pool_size).check(str(gold), pred, timeout_s, raw=raw)
     if result.timeout:
         return MathOutcome(Reason.VERIFIER_TIMEOUT, extracted, detail)
