@@ -238,3 +238,56 @@ def test_mcq_verdicts():
     assert verify(problem, "The answer is a tricky one... Answer: (B)").reason == Reason.CORRECT
     assert verify(problem, r"\boxed{A}").reason == Reason.WRONG_ANSWER
     assert verify(problem, "hmm").reason == Reason.NO_ANSWER_FOUND
+
+
+# --- the last box decides; equivalences math-verify accepts -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("gold", "response", "correct"),
+    [
+        # An earlier box (a draft, a rejected try) is never read, whatever comes after it.
+        ("42", r"We try \boxed{41} first, but that fails. The answer is therefore \boxed{42}.", True),
+        ("41", r"We try \boxed{41} first, but that fails. The answer is therefore \boxed{42}.", False),
+        # An "answer is" phrase or a number after the box is not a second opinion.
+        ("7", r"So \boxed{7}. (I first thought the answer is 8.)", True),
+        ("8", r"So \boxed{7}. (I first thought the answer is 8.)", False),
+        (
+            "10455",
+            r"... $0.05 \cdot 10,200 \cdot \frac{1}{2} = \boxed{255}$ So he has $10,455. "
+            "Final Answer: The final answer is $10,455$. I hope it is correct.",
+            False,
+        ),
+        # Without a box the phrase is the fallback.
+        ("12", "Final Answer: The final answer is $12$. I hope it is correct.", True),
+        # Boxes that together form the final answer are read together.
+        ("(2, 2), (6, 2)", r"$$\boxed{(2, 2)} \quad \text{and} \quad \boxed{(6, 2)}$$", True),
+        # Listing candidates in a row is a list, not any one of them.
+        ("2", r"\boxed{1}, \boxed{2}, \boxed{3}", False),
+    ],
+)
+def test_the_last_box_decides(gold, response, correct):
+    verdict = verify(math(gold), response)
+    assert verdict.correct is correct, (verdict.reason, verdict.extracted, verdict.detail)
+    assert verdict.detail["extraction"] == ("answer_is" if "boxed" not in response else "boxed")
+
+
+@pytest.mark.parametrize(
+    ("gold", "response", "correct"),
+    [
+        (r"\frac{14}{3}", r"\boxed{4\frac{2}{3}}", True),
+        (r"4\frac{2}{3}", r"\boxed{\frac{14}{3}}", True),
+        (r"-4\frac{2}{3}", r"\boxed{-\frac{14}{3}}", True),
+        (r"\frac{8}{3}", r"\boxed{4\frac{2}{3}}", False),  # not the product 4 * 2/3
+        (r"10\%", r"\boxed{0.1}", True),
+        (r"0.1", r"\boxed{10\%}", True),
+        (r"10", r"\boxed{10\%}", True),
+        (r"50\%", r"\boxed{\frac{1}{2}}", True),
+        (r"12.5\%", r"\boxed{0.125}", True),
+        (r"0.5", r"\boxed{50}", False),  # a hundredfold only where a percent sign says so
+        (r"10\%", r"\boxed{0.2}", False),
+    ],
+)
+def test_mixed_numbers_and_percentages(gold, response, correct):
+    verdict = verify(math(gold), response)
+    assert verdict.correct is correct, (verdict.reason, verdict.extracted, verdict.detail)
