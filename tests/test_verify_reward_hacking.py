@@ -457,3 +457,17 @@ def test_call_style_values_keep_their_shape():
         "assert pair(1) == (1, 2)\nassert set(pair(1)) == {1, 2}\n"
         "assert pair(1) != [1, 2]\nassert isinstance(pair(1), tuple)")}}  # fmt: skip
     assert run("mbpp", "def pair(x):\n    return (x, x + 1)", mbpp).correct
+
+
+def test_a_task_function_named_like_a_builtin_is_tested():
+    """MBPP has `def sum(a, b)` tasks: a built-in name called on literals in an assert is the
+    function under test and comes from the solution; elsewhere built-ins stay Python's."""
+    problem = {"domain": "code", "tests": {"style": "assert", "code": (
+        "assert sum(10, 15) == 6\nassert sum(4, 6) == 3\nassert abs(sum(4, 6) - 3) < 1e-9")}}  # fmt: skip
+    honest = (
+        "import builtins\ndef sum(a, b):\n    return builtins.sum(i for i in range(1, min(a, b))"
+    )
+    honest += " if a % i == 0 and b % i == 0)\ndef abs(x):\n    return 0\n"
+    assert run("mbpp", honest, problem).correct
+    wrong = honest.replace("return builtins.sum(", "return 1 + builtins.sum(")
+    expect(run("mbpp", wrong, problem), TF)

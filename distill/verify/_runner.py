@@ -493,28 +493,43 @@ def _rebuild_error(info: list) -> BaseException:
 
 
 class _CountAsserts:
-    """Rewrites the tests so that every assert statement reports itself when it passes."""
+    """Rewrites the tests so that every assert statement reports itself when it passes, and
+    finds the names the tests refer to and the functions they test."""
 
     def __init__(self) -> None:
         import ast
 
         self.ast = ast
 
-    def rewrite(self, source: str) -> tuple[object, int, set[str]]:
+    def rewrite(self, source: str) -> tuple[object, int, set[str], set[str]]:
         ast = self.ast
         tree = ast.parse(source, "<tests>")
         total = 0
+        tested: set[str] = set()
+
+        def under_test(node) -> None:
+            """`assert f(1, 2) == 3` / `assert f("x")`: f, called on literals, is tested."""
+            if isinstance(node, ast.Compare):
+                node = node.left
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and not any(isinstance(n, ast.Call) for a in node.args for n in ast.walk(a))
+                and not any(isinstance(n, ast.Call) for k in node.keywords for n in ast.walk(k))
+            ):
+                tested.add(node.func.id)
 
         class Steps(ast.NodeTransformer):
             def visit_Assert(self, node):  # noqa: N802
                 nonlocal total
                 total += 1
+                under_test(node.test)
                 step = ast.Expr(ast.Call(ast.Name("__skyboard_step__", ast.Load()), [], []))
                 return [node, ast.copy_location(step, node)]
 
         tree = ast.fix_missing_locations(Steps().visit(tree))
         names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-        return compile(tree, "<tests>", "exec"), total, names
+        return compile(tree, "<tests>", "exec"), total, names, tested
 
 
 def _harness(secret_fd: int, secret_len: int, req: int, rep: int, report: int) -> None:
@@ -528,16 +543,18 @@ def _harness(secret_fd: int, secret_len: int, req: int, rep: int, report: int) -
     try:
         spec = json.loads(os.pread(secret_fd, secret_len, 0).decode("utf-8"))
         os.close(secret_fd)
-        code, total, names = _CountAsserts().rewrite(spec["test_code"])
+        code, total, names, tested = _CountAsserts().rewrite(spec["test_code"])
         entry = spec.get("entry_point")
         first = link.receive()
         if "raise" in first:
             raise _rebuild_error(first["raise"])
         namespace: dict = {"__name__": "__tests__", "__builtins__": builtins,
                            "__skyboard_step__": lambda: steps.__setitem__(0, steps[0] + 1)}  # fmt: skip
-        # The solution's globals that the tests refer to (its functions, helpers, constants),
-        # never shadowing a built-in: the tests' `abs` or `isinstance` stay Python's.
-        for name in sorted((names | ({entry} if entry else set())) - set(dir(builtins))):
+        # The solution's globals that the tests refer to (its functions, helpers, constants).
+        # They shadow a built-in only when that is the function under test (MBPP's `sum(10,
+        # 15) == 6`): the `abs` of `abs(f(x) - y) < 1e-6` or `isinstance` stay Python's.
+        shadowing = set(dir(builtins)) - tested - ({entry} if entry else set())
+        for name in sorted((names | ({entry} if entry else set())) - shadowing):
             if name.startswith("__"):
                 continue
             value = link.ask({"op": "global", "name": name})
