@@ -1,17 +1,15 @@
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
-from django.contrib.auth.models import Group, User
-from django.test import Client
+from django.contrib.auth.models import User
 
-ROLE_NAMES = ("viewer", "reviewer", "operator", "admin")
+from devtools.tiny_model import make_tiny_model
+from tests.support.accounts import ROLE_NAMES, make_user
 
-
-def make_user(username: str, role: str | None = None, password: str = "pw-for-tests") -> User:
-    user = User.objects.create_user(username=username, password=password)
-    if role:
-        user.groups.add(Group.objects.get(name=role))
-    return user
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -21,13 +19,6 @@ def users(db) -> dict[str, User | None]:
     named["norole"] = make_user("norole")
     named["anonymous"] = None
     return named
-
-
-def client_for(user: User | None, *, csrf: bool = False) -> Client:
-    client = Client(enforce_csrf_checks=csrf)
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 @pytest.fixture(autouse=True)
@@ -41,3 +32,21 @@ def empty_broker():
     from tests.support.processes import purge_broker
 
     purge_broker()
+
+
+# --- expensive fixtures, built once per session ----------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def train_venv() -> Path:
+    """The training virtualenv (LLaMA-Factory + DeepSpeed); `make train-env` builds it."""
+    venv = Path(os.environ.get("SKYBOARD_TRAINING_VENV", REPO / ".venv-train"))
+    if not (venv / "bin" / "llamafactory-cli").exists():
+        pytest.fail(f"training virtualenv missing at {venv}: run `make train-env` first")
+    return venv
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random-weight Qwen2 checkpoint (devtools.tiny_model), shared by every test."""
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "qwen2")

@@ -17,7 +17,7 @@ from experiments.models import (
     TrainingRun,
 )
 from experiments.roles import Role, role_of
-from tests.conftest import client_for
+from tests.support.accounts import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +92,7 @@ def curation_url_kwargs(name: str) -> dict:
     from django.conf import settings
 
     from experiments.models import CurationRun, Sample, TrainingSet, TrainingSetVersion
-    from tests.test_curation import echo_problems, make_run, make_version
+    from tests.support.curation import echo_problems, make_run, make_version
 
     run = CurationRun.objects.filter(name="test curation").first()
     if run is None:

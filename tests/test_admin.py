@@ -5,7 +5,7 @@ from django.apps import apps
 from django.contrib import admin
 from django.urls import reverse
 
-from tests.conftest import client_for
+from tests.support.accounts import client_for
 
 pytestmark = pytest.mark.django_db
 

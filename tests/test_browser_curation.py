@@ -13,8 +13,8 @@ from playwright.sync_api import expect, sync_playwright
 from devtools.openai_stub import StubServer
 from experiments.models import CurationRun, Sample
 from tests.support.browser import open_browser
+from tests.support.curation import echo_problems, make_problem, make_version
 from tests.support.processes import celery_worker
-from tests.test_curation import echo_problems, make_problem, make_version
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -11,7 +11,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from experiments.models import RunState, TrainingRun
 from tests.support.browser import open_browser
-from tests.test_training_pages import make_sharegpt_dataset, points
+from tests.support.training import make_sharegpt_dataset, points
 
 pytestmark = [
     pytest.mark.browser,

@@ -21,8 +21,9 @@ from experiments.models import (
     TrainingSetVersion,
 )
 from experiments.models.recipes import component_verifies
-from tests.conftest import client_for
-from tests.test_curation import echo_problems, make_dataset, make_problem, make_run
+from tests.support.accounts import client_for
+from tests.support.curation import echo_problems, make_dataset, make_problem, make_run
+from tests.support.datasets import FIXTURES, import_file
 from workers.jobs.curation import keep_unverified
 from workers.runner import execute
 
@@ -205,9 +206,6 @@ def test_the_form_saves_the_policy_the_version_freezes_it_and_the_run_page_count
 
 
 def test_the_sky_t1_preset_takes_still2_without_verification():
-    from tests.test_datasets_pages import import_file
-    from tests.test_recipes import FIXTURES
-
     for fixture in ("numina", "still2"):
         import_file(FIXTURES / f"{fixture}.jsonl", fixture)
     recipe, _ = Recipe.create_sky_t1("Sky-T1")

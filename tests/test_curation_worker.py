@@ -36,8 +36,7 @@ from experiments.models import (
     Sample,
     TrainingSetVersion,
 )
-from tests.support.processes import ROOT, celery_worker, wait_for
-from tests.test_curation import (
+from tests.support.curation import (
     SECRET,
     echo_problems,
     make_dataset,
@@ -45,6 +44,7 @@ from tests.test_curation import (
     make_run,
     make_version,
 )
+from tests.support.processes import ROOT, celery_worker, wait_for
 from workers.runner import execute
 
 pytestmark = [

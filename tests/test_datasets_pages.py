@@ -14,40 +14,11 @@ from django.urls import reverse
 
 from distill.datasets import packaged_datasets
 from experiments.models import Dataset, ImportRun, Problem, RunState
-from tests.conftest import client_for
+from tests.support.accounts import client_for
+from tests.support.datasets import FIXTURES, import_file, math_rows, write_jsonl
 from workers.runner import execute
 
 pytestmark = pytest.mark.django_db
-
-FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
-
-
-def import_file(path: Path, name: str, layout: str = "auto", **config) -> ImportRun:
-    run = ImportRun.objects.create(
-        name=f"import {name}",
-        config={"path": str(path), "name": name, "layout": layout, **config},
-    )
-    execute("import", run.pk, hostname="test")
-    run.refresh_from_db()
-    return run
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def math_rows(n: int, prefix: str = "Compute") -> list[dict]:
-    return [
-        {
-            "problem": f"{prefix} ${i} + {i}$ for case {i}.",
-            "solution": f"It is $\\boxed{{{2 * i}}}$.",
-            "answer": str(2 * i),
-            "subject": "Algebra" if i % 2 else "Geometry",
-            "level": 1 + i % 5,
-        }
-        for i in range(n)
-    ]
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from experiments.models import (
     PublishedResult,
     TrainingRun,
 )
-from tests.conftest import client_for
+from tests.support.accounts import client_for
 from tests.support.evaluation import make_benchmark, make_checkpoint, make_scored_run
 from workers.tasks.cpu import run_evaluation_schedule
 

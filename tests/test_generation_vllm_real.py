@@ -162,7 +162,7 @@ def test_stopping_early_leaves_no_vllm_process_behind(smollm2_dir):
 @pytest.mark.django_db
 def test_curation_run_generates_with_the_vllm_backend(settings, tmp_path, smollm2_dir):
     from experiments.models import RunState, Sample
-    from tests.test_curation import make_dataset, make_problem, make_run, make_version
+    from tests.support.curation import make_dataset, make_problem, make_run, make_version
     from workers.runner import execute
 
     vllm_version()

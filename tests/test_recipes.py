@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from django.urls import reverse
 
 from experiments.models import Dataset, Recipe, RecipeBuildRun, RecipeComponent, RunState
-from tests.conftest import client_for
-from tests.test_datasets_pages import import_file, math_rows, write_jsonl
+from tests.support.accounts import client_for
+from tests.support.datasets import FIXTURES, import_file, math_rows, write_jsonl
 from workers.runner import execute
 
 pytestmark = pytest.mark.django_db
-
-FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 
 
 @pytest.fixture

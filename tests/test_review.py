@@ -27,7 +27,7 @@ from experiments.models.review import (
     verifier_audit,
 )
 from experiments.views.review import word_diff
-from tests.conftest import client_for, make_user
+from tests.support.accounts import client_for, make_user
 from tests.support.review import make_reviewed_run
 from workers.runner import execute
 

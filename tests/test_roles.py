@@ -3,7 +3,7 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
 from experiments.roles import Role, role_of
-from tests.conftest import client_for
+from tests.support.accounts import client_for
 
 pytestmark = pytest.mark.django_db
 

@@ -4,36 +4,20 @@ Each run trains the tiny random Qwen2 model on a 12-row ShareGPT file for a few 
 """
 
 import math
-import os
 import time
 from pathlib import Path
 
 import pytest
 
-from devtools.tiny_model import make_tiny_model
 from distill.training.config import TrainingSettings
 from distill.training.failures import BAD_DATASET, CANCELLED, MODEL_NOT_FOUND
 from distill.training.launcher import launch
 from distill.training.processes import TAG_VARIABLE
 
-REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "training"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def train_venv() -> Path:
-    venv = Path(os.environ.get("SKYBOARD_TRAINING_VENV", REPO / ".venv-train"))
-    if not (venv / "bin" / "llamafactory-cli").exists():
-        pytest.fail(f"training virtualenv missing at {venv}: run `make train-env` first")
-    return venv
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "qwen2")
 
 
 def make_settings(tmp_path, model, **overrides) -> TrainingSettings:

@@ -13,17 +13,14 @@ import pytest
 from django.urls import reverse
 
 from experiments.models import RunState, TrainingNode
-from tests.conftest import client_for
+from tests.support.accounts import client_for
 from tests.support.processes import celery_worker, wait_for
-from tests.test_training_pages import FIXTURES, make_export
-from tests.test_training_worker import launch, state_of, tiny_model, trainer_processes
-
-__all__ = ["tiny_model"]  # the module fixture, shared
+from tests.support.training import FIXTURES, launch, make_export, state_of, trainer_processes
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("empty_broker"),
+    pytest.mark.usefixtures("empty_broker", "train_venv"),
 ]
 
 LOCAL = {"TRAINING_MASTER_ADDR": "127.0.0.1", "RUN_HEARTBEAT_SECONDS": "0.5"}

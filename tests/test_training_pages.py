@@ -10,84 +10,18 @@ import pytest
 import yaml
 from django.urls import reverse
 
-from distill.training.config import sharegpt_info
 from distill.training.logs import MetricPoint
-from experiments.models import Dataset, Problem, RunState, TrainingMetric, TrainingRun
-from experiments.models.curation import TrainingSet, TrainingSetVersion
-from tests.conftest import client_for
-
-FIXTURES = Path(__file__).parent / "fixtures" / "training"
+from experiments.models import RunState, TrainingMetric, TrainingRun
+from tests.support.accounts import client_for
+from tests.support.training import (
+    FIXTURES,
+    form_data,
+    make_export,
+    make_sharegpt_dataset,
+    points,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-# --- factories (also used by the worker tests) ----------------------------------------------
-
-
-def make_export(path: Path, name: str = "tiny-export") -> TrainingSetVersion:
-    """A curation export (training-set version) over an existing ShareGPT file."""
-    ts, _ = TrainingSet.objects.get_or_create(name=name)
-    number = ts.versions.count() + 1
-    return TrainingSetVersion.objects.create(
-        training_set=ts,
-        number=number,
-        path=str(path),
-        dataset_name=f"{name}-v{number}".replace("-", "_"),
-        dataset_info={"x": sharegpt_info(path)},
-        row_count=sum(1 for _ in path.open()),
-    )
-
-
-def make_sharegpt_dataset(name: str = "tiny-sharegpt") -> Dataset:
-    """An imported ShareGPT dataset: the fixture's rows, as the importer stores them."""
-    dataset = Dataset.objects.create(name=name, layout="sharegpt", ready=True)
-    for i, line in enumerate((FIXTURES / "sharegpt_tiny.jsonl").read_text().splitlines()):
-        row = json.loads(line)
-        turns = row["conversations"]
-        Problem.objects.create(
-            dataset=dataset,
-            row=i,
-            domain="other",
-            source="sharegpt",
-            prompt=turns[0]["value"],
-            solution=turns[1]["value"],
-            meta={"system": row["system"]},
-            raw=row,
-            content_hash=f"{i:064d}",
-        )
-    dataset.refresh_stats()
-    return dataset
-
-
-def form_data(**overrides) -> dict:
-    data = {
-        "name": "tiny run",
-        "model_name_or_path": "/models/tiny",
-        "sources": [],
-        "mix_strategy": "concat",
-        "interleave_probs": "",
-        "stage": "sft",
-        "finetuning_type": "full",
-        "lora_rank": "8",
-        "template": "qwen",
-        "cutoff_len": "64",
-        "learning_rate": "0.001",
-        "num_train_epochs": "1",
-        "lr_scheduler_type": "cosine",
-        "warmup_ratio": "0",
-        "per_device_train_batch_size": "1",
-        "gradient_accumulation_steps": "1",
-        "gpus_per_node": "1",
-        "nodes": "1",
-        "deepspeed": "none",
-        "deepspeed_json": "",
-        "precision": "fp32",
-        "logging_steps": "1",
-        "save_steps": "500",
-        "report_to": "none",
-    }
-    data.update(overrides)
-    return data
 
 
 def make_run(**settings) -> TrainingRun:
@@ -95,10 +29,6 @@ def make_run(**settings) -> TrainingRun:
     return TrainingRun.objects.create(
         name="r", config={"settings": {**base, **settings}, "sources": []}
     )
-
-
-def points(steps, **fields):
-    return [MetricPoint(step=s, total_steps=max(steps), loss=1.0 / s, **fields) for s in steps]
 
 
 # --- launch form and generated files -------------------------------------------------------

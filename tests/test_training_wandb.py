@@ -16,13 +16,9 @@ import pytest
 from django.urls import reverse
 
 from experiments.models import RunState, TrainingRun
-from tests.conftest import client_for
-from tests.test_training_launcher import tiny_model, train_venv
-from tests.test_training_pages import make_sharegpt_dataset
-from tests.test_training_worker import launch, trainer_processes
+from tests.support.accounts import client_for
+from tests.support.training import launch, make_sharegpt_dataset, trainer_processes
 from workers.runner import execute
-
-__all__ = ["tiny_model", "train_venv"]  # the module fixtures, shared
 
 pytestmark = [
     pytest.mark.integration,

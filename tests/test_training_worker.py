@@ -7,39 +7,28 @@ training virtualenv, watched through the run page's JSON endpoints.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
-from devtools.tiny_model import make_tiny_model
-from distill.training.processes import TAG_VARIABLE
-from experiments.models import RunState, TrainingRun
-from tests.conftest import client_for
+from experiments.models import RunState
+from tests.support.accounts import client_for
 from tests.support.processes import celery_worker, wait_for
-from tests.test_training_pages import (
+from tests.support.training import (
     FIXTURES,
-    form_data,
+    launch,
     make_export,
     make_sharegpt_dataset,
+    state_of,
+    trainer_processes,
 )
-
-REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("empty_broker"),
+    pytest.mark.usefixtures("empty_broker", "train_venv"),
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    venv = Path(os.environ.get("SKYBOARD_TRAINING_VENV", REPO / ".venv-train"))
-    if not (venv / "bin" / "llamafactory-cli").exists():
-        pytest.fail(f"training virtualenv missing at {venv}: run `make train-env` first")
-    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "qwen2")
 
 
 @pytest.fixture
@@ -47,34 +36,6 @@ def runs_dir(tmp_path, settings) -> Path:
     """The web side and the worker agree on where run folders live."""
     settings.RUNS_DIR = tmp_path / "runs"
     return settings.RUNS_DIR
-
-
-def state_of(run) -> str:
-    return TrainingRun.objects.values_list("state", flat=True).get(pk=run.pk)
-
-
-def launch(users, **fields) -> TrainingRun:
-    resp = client_for(users["operator"]).post(reverse("training_new"), form_data(**fields))
-    assert resp.status_code == 302, resp.content.decode()[:3000]
-    return TrainingRun.objects.latest("pk")
-
-
-def trainer_processes(run_dir: Path) -> list[int]:
-    """Live processes started by a skyboard training run whose working folder is run_dir."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            cwd = os.readlink(entry / "cwd")
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if TAG_VARIABLE.encode() + b"=" in environ and cwd.startswith(str(run_dir)):
-            if stat[stat.rindex(")") + 2] != "Z":
-                found.append(int(entry.name))
-    return found
 
 
 def test_sft_on_an_export_and_a_dataset_streams_metrics_and_checkpoints(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from experiments.models import CurationRun, Sample
+from tests.support.curation import make_dataset, make_problem, make_run, make_version
 
 REFORMATTED = ("<|begin_of_thought|>\n\n{thought}\n\n<|end_of_thought|>\n\n"
                "<|begin_of_solution|>\n\n{solution}\n\n<|end_of_solution|>")
@@ -13,8 +14,6 @@ def make_reviewed_run(verdicts: list[tuple[bool, bool]], *, sources=None, reason
     """A finished curation run (its stages are stored rows; no network) with one problem per
     entry of ``verdicts``: (verify passed, re-verify passed). As in the pipeline, only verified
     samples are reformatted and re-verified. Returns the run and the generate rows."""
-    from tests.test_curation import make_dataset, make_problem, make_run, make_version
-
     dataset = make_dataset(name)
     problems = [make_problem(dataset, i, prompt=f"Problem {i}: what is {i}+0?", answer=str(i),
                              source=(sources or {}).get(i, "even" if i % 2 == 0 else "odd"))
