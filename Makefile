@@ -48,7 +48,10 @@ demo: venv sysdeps train-env ## bring skyboard up on embedded defaults with a de
 	bash scripts/demo.sh
 
 test: venv sysdeps train-env vllm-env ## run the whole test suite (embedded defaults unless DATABASE_URL/CELERY_BROKER_URL say otherwise)
-	SKYBOARD_VAR_DIR=$(CURDIR)/var/test $(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	SKYBOARD_VAR_DIR=$(CURDIR)/var/test $(VENV)/bin/pytest -q --durations=25 $(PYTEST_ARGS)
+
+test-fast: venv ## run the tests marked neither integration nor browser (no workers, servers or extra venvs; < 2 min)
+	SKYBOARD_VAR_DIR=$(CURDIR)/var/test $(VENV)/bin/pytest -q -m "not integration and not browser" --durations=10 $(PYTEST_ARGS)
 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
@@ -67,4 +70,4 @@ bench: venv ## run every benchmark script under bench/ and print their tables
 clean: ## remove local state (database, broker files, run outputs) but keep the venvs
 	rm -rf var
 
-.PHONY: help venv sysdeps train-env vllm-env prepare-model migrate demo test lint migrations-check ci compose-check bench clean
+.PHONY: help venv sysdeps train-env vllm-env prepare-model migrate demo test test-fast lint migrations-check ci compose-check bench clean

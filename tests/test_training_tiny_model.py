@@ -9,8 +9,6 @@ import pytest
 
 from devtools.tiny_model import make_tiny_model
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 def digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
@@ -58,10 +56,9 @@ def test_llama_arch_and_bad_arch(tmp_path):
         make_tiny_model(tmp_path / "x", arch="gpt5")
 
 
-def test_training_venv_transformers_loads_it(tmp_path):
-    venv = Path(os.environ.get("SKYBOARD_TRAINING_VENV", REPO / ".venv-train"))
-    if not (venv / "bin" / "python").exists():
-        pytest.fail(f"training virtualenv missing at {venv}: run `make train-env` first")
+@pytest.mark.integration  # runs the training virtualenv's transformers
+def test_training_venv_transformers_loads_it(tmp_path, train_venv):
+    venv = train_venv
     folder = make_tiny_model(tmp_path / "m")
     script = (
         "import sys, transformers\n"
