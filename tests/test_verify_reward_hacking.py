@@ -270,11 +270,13 @@ return 0""",
     "own memory": """
 import ctypes
 with open("/proc/self/maps") as maps:
-    for line in maps:
+    lines = maps.readlines()
+for line in lines:
+    if True:
         fields = line.split()
         lo, hi = (int(x, 16) for x in fields[0].split("-"))
         anonymous = len(fields) < 6 or fields[5] == "[heap]"
-        if not fields[1].startswith("r") or not anonymous or hi - lo > 1 << 26:
+        if not fields[1].startswith("rw") or not anonymous or hi - lo > 1 << 26:
             continue
         got = _from_text(ctypes.string_at(lo, hi - lo).decode("latin-1"), a, b)
         if got is not None:
@@ -287,7 +289,8 @@ return 0""",
 @pytest.mark.parametrize("route", list(ROUTES))
 def test_expected_outputs_are_out_of_reach(style, route):
     verdict = run(style, program(style, ROUTES[route], extra=LOOK))
-    expect(verdict, TF)
+    # Scanning its own memory can fault on a region the allocator unmaps meanwhile (SIGSEGV).
+    expect(verdict, (TF, RE) if route == "own memory" else TF)
 
 
 # --- changing the harness ----------------------------------------------------------------------

@@ -508,7 +508,7 @@ class _CountAsserts:
         tested: set[str] = set()
 
         def under_test(node) -> None:
-            """`assert f(1, 2) == 3` / `assert f("x")`: f, called on literals, is tested."""
+            """`assert f(<literals>) == <value>` or `assert f(<literals>)`: f is tested."""
             if isinstance(node, ast.Compare):
                 node = node.left
             if (
