@@ -424,7 +424,7 @@ class _Link:
         if self.gone is not None:
             raise SolutionGone(self.gone)
         try:
-            msg = _recv(self.rep, 1 << 28)
+            msg = _recv(self.rep, 1 << 26)
         except OSError:
             msg = None
         except (ValueError, RecursionError):
@@ -532,7 +532,7 @@ class _CountAsserts:
         return compile(tree, "<tests>", "exec"), total, names, tested
 
 
-def _harness(secret_fd: int, secret_len: int, req: int, rep: int, report: int) -> None:
+def _harness(job: dict, secret_fd: int, secret_len: int, req: int, rep: int, report: int) -> None:
     """The assert-style test harness (see above). Writes one JSON report. Never returns."""
     import builtins
 
@@ -540,6 +540,7 @@ def _harness(secret_fd: int, secret_len: int, req: int, rep: int, report: int) -
     steps = [0]
     total = 0
     link = _Link(req, rep)
+    _limit(resource.RLIMIT_AS, job["memory_bytes"])  # it decodes the solution's data
     try:
         spec = json.loads(os.pread(secret_fd, secret_len, 0).decode("utf-8"))
         os.close(secret_fd)
@@ -751,7 +752,7 @@ def _run_one(job: dict, index: int, secret_fd: int) -> dict:
         return {**out, **_judge(job, secret_fd, index, got), "got": clip(got)}
     try:
         payload = json.loads(bufs["res"][8:].decode("utf-8", "replace"))
-    except ValueError:
+    except (ValueError, RecursionError):
         payload = None
     if isinstance(payload, dict) and "v" in payload and not bad:
         return {**out, **_judge(job, secret_fd, index, payload["v"])}
@@ -773,6 +774,7 @@ def _judge(job: dict, secret_fd: int, index: int, got: object) -> dict:
         report: dict = {"status": "error", "note": "judge failed"}
         try:
             os.close(r)
+            _limit(resource.RLIMIT_AS, job["memory_bytes"])  # it decodes the solution's data
             offset, size = job["secret_index"][index]
             expected = json.loads(os.pread(secret_fd, size, offset).decode("utf-8"))
             if job["mode"] == "stdin":
@@ -830,7 +832,7 @@ def _run_assert(job: dict, secret_fd: int, secret_len: int) -> dict:
                         pass
         except BaseException:
             os._exit(1)
-        _harness(secret_fd, secret_len, pipes["req"][1], pipes["rep"][0], pipes["rpt"][1])
+        _harness(job, secret_fd, secret_len, pipes["req"][1], pipes["rep"][0], pipes["rpt"][1])
     for name, (r, w) in pipes.items():
         os.close(w)
         if name in ("req", "rep"):
