@@ -6,7 +6,7 @@ thread; points are stored in batches once per poll, the log tail at most once a 
 Multi-node (``nodes`` = N > 1): one task per node, each node a ``TrainingNode`` row run to
 its final state by the runner's ``execute_row`` (start, heartbeat, stop, errors), as the run
 is. Node 0 runs inside the run's own task (this job); nodes 1..N-1 are ``train_node`` tasks
-(``run_training_node``). Node 0 publishes its address and a port on the run row, waits until
+(``run_node``). Node 0 publishes its address and a port on the run row, waits until
 every node is running, trains, then waits for the others to end and decides the run's state.
 Only node 0 stores metric points and checkpoints (LLaMA-Factory writes them from rank 0).
 """
@@ -260,13 +260,9 @@ def _settle(row) -> list[TrainingNode]:
         time.sleep(0.5)
 
 
-def run_training_node(run_id: int, rank: int, *, hostname: str | None = None) -> str:
-    """Node ``rank`` (>= 1) of a multi-node run, in its own Celery task: its ``TrainingNode``
-    row run by the executor; node 0 turns the nodes' outcomes into the run's state."""
-    return execute_row(TrainingNode, _node, hostname=hostname, run_id=run_id, rank=rank)
-
-
-def _node(row, ctx) -> None:
+def run_node(row, ctx) -> None:
+    """Node ``row.rank`` (>= 1) of a multi-node run, in its own ``train_node`` task (the
+    executor runs its row); node 0 turns the nodes' outcomes into the run's state."""
     run = row.run
     ctx.check_cancel()
     venv = _check_venv()
