@@ -15,6 +15,8 @@ The comparison helpers are also imported by the host-side tests.
 
 from __future__ import annotations
 
+import ast  # the test harness's (imported once, before any fork)
+import importlib
 import json
 import math
 import os
@@ -319,14 +321,18 @@ def _serve(job: dict, namespace: dict, req: int, rep: int) -> None:
             return
         try:
             op = msg["op"]
-            if op == "global":
-                if msg["name"] not in namespace:
-                    _send(rep, {"missing": True})
-                    continue
-                value = namespace[msg["name"]]
-                if type(value).__name__ == "module":
-                    _send(rep, {"module": str(getattr(value, "__name__", ""))})
-                    continue
+            if op == "globals":  # the solution's globals the tests name, in one answer
+                found = {}
+                for name in msg["names"]:
+                    if name not in namespace:
+                        continue
+                    value = namespace[name]
+                    if type(value).__name__ == "module":
+                        found[name] = {"module": str(getattr(value, "__name__", ""))}
+                    else:
+                        found[name] = {"v": encode(value, keep)}
+                _send(rep, {"globals": found})
+                continue
             else:
                 target = handles[msg["h"]]
                 if op == "call":
@@ -440,7 +446,7 @@ class _Link:
             raise SolutionGone(self.gone)
         return msg
 
-    def ask(self, request: dict) -> object:
+    def ask_raw(self, request: dict) -> None:
         if self.gone is not None:
             raise SolutionGone(self.gone)
         try:
@@ -448,15 +454,29 @@ class _Link:
         except OSError:
             self.gone = "the solution closed its channel or exited"
             raise SolutionGone(self.gone) from None
+
+    def ask(self, request: dict) -> object:
+        self.ask_raw(request)
         return self.value(self.receive())
+
+    def globals(self, names: list[str]) -> dict:
+        if not names:
+            return {}
+        self.ask_raw({"op": "globals", "names": names})
+        msg = self.receive()
+        found = msg.get("globals")
+        if "raise" in msg:
+            raise _rebuild_error(msg["raise"])
+        if type(found) is not dict:
+            self.gone = _MALFORMED
+            raise SolutionGone(self.gone)
+        return {str(k): self.value(v) for k, v in found.items() if type(v) is dict}
 
     def value(self, msg: dict) -> object:
         if "raise" in msg:
             raise _rebuild_error(msg["raise"])
         if "module" in msg:
             return _Module(msg["module"])
-        if msg.get("missing"):
-            return _MISSING
         try:
             return decode(msg["v"], lambda h, t: _Remote(self, h, t))
         except (KeyError, TypeError, ValueError, RecursionError):
@@ -464,7 +484,6 @@ class _Link:
             raise SolutionGone(self.gone) from None
 
 
-_MISSING = object()
 _MALFORMED = "the solution sent malformed data"
 
 
@@ -497,39 +516,57 @@ class _CountAsserts:
     finds the names the tests refer to and the functions they test."""
 
     def __init__(self) -> None:
-        import ast
-
         self.ast = ast
 
     def rewrite(self, source: str) -> tuple[object, int, set[str], set[str]]:
+        """(code, number of asserts, names the tests use but never bind themselves — what may
+        come from the solution —, functions under test). One walk over the tree."""
         ast = self.ast
         tree = ast.parse(source, "<tests>")
         total = 0
         tested: set[str] = set()
-
-        def under_test(node) -> None:
-            """`assert f(<literals>) == <value>` or `assert f(<literals>)`: f is tested."""
-            if isinstance(node, ast.Compare):
-                node = node.left
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name)
-                and not any(isinstance(n, ast.Call) for a in node.args for n in ast.walk(a))
-                and not any(isinstance(n, ast.Call) for k in node.keywords for n in ast.walk(k))
-            ):
-                tested.add(node.func.id)
-
-        class Steps(ast.NodeTransformer):
-            def visit_Assert(self, node):  # noqa: N802
-                nonlocal total
+        loaded: set[str] = set()
+        bound: set[str] = set()
+        defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+        for node in ast.walk(tree):
+            kind = type(node)
+            if kind is ast.Name:
+                (loaded if type(node.ctx) is ast.Load else bound).add(node.id)
+            elif kind is ast.Assert:
                 total += 1
-                under_test(node.test)
-                step = ast.Expr(ast.Call(ast.Name("__skyboard_step__", ast.Load()), [], []))
-                return [node, ast.copy_location(step, node)]
+                self._under_test(node.test, tested)
+            elif kind in defs:
+                bound.add(node.name)
+            elif kind is ast.arg:
+                bound.add(node.arg)
+            elif kind is ast.Import or kind is ast.ImportFrom:
+                bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+            for field in ("body", "orelse", "finalbody"):
+                stmts = getattr(node, field, None)
+                if type(stmts) is list and any(type(x) is ast.Assert for x in stmts):
+                    setattr(node, field, [y for x in stmts for y in self._with_step(x)])
+        return compile(tree, "<tests>", "exec"), total, loaded - bound, tested
 
-        tree = ast.fix_missing_locations(Steps().visit(tree))
-        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-        return compile(tree, "<tests>", "exec"), total, names, tested
+    def _with_step(self, stmt) -> list:
+        if type(stmt) is not self.ast.Assert:
+            return [stmt]
+        ast = self.ast
+        at = {k: getattr(stmt, k) for k in ("lineno", "col_offset", "end_lineno", "end_col_offset")}
+        name = ast.Name("__skyboard_step__", ast.Load(), **at)
+        return [stmt, ast.Expr(ast.Call(name, [], [], **at), **at)]
+
+    def _under_test(self, node, tested: set[str]) -> None:
+        """`assert f(<literals>) == <value>` or `assert f(<literals>)`: f is tested."""
+        ast = self.ast
+        if isinstance(node, ast.Compare):
+            node = node.left
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and not any(isinstance(n, ast.Call) for a in node.args for n in ast.walk(a))
+            and not any(isinstance(n, ast.Call) for k in node.keywords for n in ast.walk(k))
+        ):
+            tested.add(node.func.id)
 
 
 def _harness(job: dict, secret_fd: int, secret_len: int, req: int, rep: int, report: int) -> None:
@@ -555,17 +592,13 @@ def _harness(job: dict, secret_fd: int, secret_len: int, req: int, rep: int, rep
         # They shadow a built-in only when that is the function under test (MBPP's `sum(10,
         # 15) == 6`): the `abs` of `abs(f(x) - y) < 1e-6` or `isinstance` stay Python's.
         shadowing = set(dir(builtins)) - tested - ({entry} if entry else set())
-        for name in sorted((names | ({entry} if entry else set())) - shadowing):
-            if name.startswith("__"):
-                continue
-            value = link.ask({"op": "global", "name": name})
+        wanted = sorted(n for n in (names | ({entry} if entry else set())) - shadowing
+                        if not n.startswith("__"))  # fmt: skip
+        for name, value in link.globals(wanted).items():
             if isinstance(value, _Module):
-                root = value.name.split(".")[0]
-                if root in getattr(sys, "stdlib_module_names", ()):
-                    import importlib
-
+                if value.name.split(".")[0] in getattr(sys, "stdlib_module_names", ()):
                     namespace[name] = importlib.import_module(value.name)
-            elif value is not _MISSING:
+            else:
                 namespace[name] = value
         exec(code, namespace)
         if entry:
@@ -596,7 +629,8 @@ def _harness(job: dict, secret_fd: int, secret_len: int, req: int, rep: int, rep
         result = {"status": "error", "stderr": text[-2000:]}
     result["asserts_run"], result["asserts_total"] = steps[0], total
     try:
-        _write_all(report, json.dumps(result).encode())
+        data = json.dumps(result).encode()
+        _write_all(report, len(data).to_bytes(8, "big") + data)
     finally:
         os._exit(0)
 
@@ -645,6 +679,8 @@ def _collect(job: dict, pid: int, readers: dict[int, str], deadline: float,
                         finished = True
                     continue
                 bufs[name] += chunk
+                if name == done and _complete(bufs[name]):
+                    finished = True
                 if name == "err":
                     del bufs[name][: max(0, len(bufs[name]) - caps["err"])]
                 elif len(bufs[name]) > caps[name]:
@@ -672,6 +708,11 @@ def _collect(job: dict, pid: int, readers: dict[int, str], deadline: float,
         for fd in readers:
             os.close(fd)
         readers.clear()
+
+
+def _complete(frame: bytearray) -> bool:
+    """A whole length-prefixed report has arrived (no need to wait for its writer's exit)."""
+    return len(frame) >= 8 and len(frame) >= 8 + int.from_bytes(frame[:8], "big")
 
 
 def _kill_all(pids: list[int]) -> list[int]:
@@ -823,13 +864,11 @@ def _run_assert(job: dict, secret_fd: int, secret_len: int) -> dict:
     if harness == 0:
         try:
             os.dup2(os.open("/dev/null", os.O_RDWR), 0)
-            keep = {secret_fd, pipes["req"][1], pipes["rep"][0], pipes["rpt"][1], 2}
-            for fd in range(1, 1 << 10):
-                if fd not in keep:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
+            low = 1
+            for fd in sorted({secret_fd, pipes["req"][1], pipes["rep"][0], pipes["rpt"][1], 2}):
+                os.closerange(low, fd)
+                low = fd + 1
+            os.closerange(low, 1 << 16)
         except BaseException:
             os._exit(1)
         _harness(job, secret_fd, secret_len, pipes["req"][1], pipes["rep"][0], pipes["rpt"][1])
@@ -845,7 +884,7 @@ def _run_assert(job: dict, secret_fd: int, secret_len: int) -> dict:
     if status:
         return {**out, "status": status}
     try:
-        report = json.loads(bufs["rpt"].decode("utf-8", "replace"))
+        report = json.loads(bufs["rpt"][8:].decode("utf-8", "replace"))
     except ValueError:
         report = {"status": "error", "note": "the test harness was killed"}
     counts = {k: report[k] for k in ("asserts_run", "asserts_total") if k in report}
