@@ -51,7 +51,7 @@ test: venv sysdeps train-env vllm-env ## run the whole test suite (embedded defa
 	SKYBOARD_VAR_DIR=$(CURDIR)/var/test $(VENV)/bin/pytest -q --durations=25 $(PYTEST_ARGS)
 
 test-fast: venv ## run the tests marked neither integration nor browser (no workers, servers or extra venvs; < 2 min)
-	SKYBOARD_VAR_DIR=$(CURDIR)/var/test $(VENV)/bin/pytest -q -m "not integration and not browser" --durations=10 $(PYTEST_ARGS)
+	SKYBOARD_VAR_DIR=$(CURDIR)/var/test $(VENV)/bin/pytest -q -n auto -m "not integration and not browser" --durations=10 $(PYTEST_ARGS)
 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
