@@ -15,7 +15,7 @@ The comparison helpers are also imported by the host-side tests.
 
 from __future__ import annotations
 
-import ast  # the test harness's (imported once, before any fork)
+import ast  # prepare_tests (host side)
 import importlib
 import json
 import math
@@ -511,62 +511,65 @@ def _rebuild_error(info: list) -> BaseException:
     return exc
 
 
-class _CountAsserts:
-    """Rewrites the tests so that every assert statement reports itself when it passes, and
-    finds the names the tests refer to and the functions they test."""
+def prepare_tests(source: str, entry: str | None) -> dict:
+    """What the test harness needs, worked out on the host (trusted, cached per test code) so
+    the harness only compiles: the tests with every assert's condition wrapped as
+    `__skyboard_ok__(<condition>)` (which counts the asserts that pass; same lines and columns,
+    so tracebacks still point at the original lines), the number of asserts, and the names the
+    tests use but never bind, which may come from the solution. A solution's global never
+    shadows a built-in unless it is the function under test: the entry point, or a name the
+    tests call on literals (`assert sum(10, 15) == 6`, MBPP); the `abs` of
+    `abs(f(x) - y) < 1e-6` or `isinstance` stay Python's."""
+    import builtins
 
-    def __init__(self) -> None:
-        self.ast = ast
-
-    def rewrite(self, source: str) -> tuple[object, int, set[str], set[str]]:
-        """(code, number of asserts, names the tests use but never bind themselves — what may
-        come from the solution —, functions under test). One walk over the tree."""
-        ast = self.ast
+    source = source.replace("\r\n", "\n").replace("\r", "\n")
+    try:
         tree = ast.parse(source, "<tests>")
-        total = 0
-        tested: set[str] = set()
-        loaded: set[str] = set()
-        bound: set[str] = set()
-        defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-        for node in ast.walk(tree):
-            kind = type(node)
-            if kind is ast.Name:
-                (loaded if type(node.ctx) is ast.Load else bound).add(node.id)
-            elif kind is ast.Assert:
-                total += 1
-                self._under_test(node.test, tested)
-            elif kind in defs:
-                bound.add(node.name)
-            elif kind is ast.arg:
-                bound.add(node.arg)
-            elif kind is ast.Import or kind is ast.ImportFrom:
-                bound.update((a.asname or a.name).split(".")[0] for a in node.names)
-            for field in ("body", "orelse", "finalbody"):
-                stmts = getattr(node, field, None)
-                if type(stmts) is list and any(type(x) is ast.Assert for x in stmts):
-                    setattr(node, field, [y for x in stmts for y in self._with_step(x)])
-        return compile(tree, "<tests>", "exec"), total, loaded - bound, tested
-
-    def _with_step(self, stmt) -> list:
-        if type(stmt) is not self.ast.Assert:
-            return [stmt]
-        ast = self.ast
-        at = {k: getattr(stmt, k) for k in ("lineno", "col_offset", "end_lineno", "end_col_offset")}
-        name = ast.Name("__skyboard_step__", ast.Load(), **at)
-        return [stmt, ast.Expr(ast.Call(name, [], [], **at), **at)]
-
-    def _under_test(self, node, tested: set[str]) -> None:
-        """`assert f(<literals>) == <value>` or `assert f(<literals>)`: f is tested."""
-        ast = self.ast
-        if isinstance(node, ast.Compare):
-            node = node.left
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and not any(isinstance(n, ast.Call) for a in node.args for n in ast.walk(a))
-            and not any(isinstance(n, ast.Call) for k in node.keywords for n in ast.walk(k))
-        ):
-            tested.add(node.func.id)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return {"test_code": source}
+    loaded: set[str] = set()
+    bound: set[str] = set()
+    tested: set[str] = {entry} if entry else set()
+    edits: list[tuple[int, int, bytes]] = []
+    defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    for node in ast.walk(tree):
+        kind = type(node)
+        if kind is ast.Name:
+            (loaded if type(node.ctx) is ast.Load else bound).add(node.id)
+        elif kind is ast.Assert:
+            test = node.test
+            edits.append((test.lineno - 1, test.col_offset, b"__skyboard_ok__("))
+            edits.append((test.end_lineno - 1, test.end_col_offset, b")"))
+            call = test.left if isinstance(test, ast.Compare) else test
+            if (
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Name)
+                and not any(isinstance(n, ast.Call) for a in call.args for n in ast.walk(a))
+                and not any(isinstance(n, ast.Call) for k in call.keywords for n in ast.walk(k))
+            ):
+                tested.add(call.func.id)
+        elif kind in defs:
+            bound.add(node.name)
+        elif kind is ast.arg:
+            bound.add(node.arg)
+        elif kind is ast.Import or kind is ast.ImportFrom:
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+    lines = [line.encode() for line in source.split("\n")]
+    for row, col, text in sorted(edits, reverse=True):  # offsets are UTF-8 byte columns
+        lines[row] = lines[row][:col] + text + lines[row][col:]
+    rewritten = b"\n".join(lines).decode()
+    try:
+        compile(rewritten, "<tests>", "exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        rewritten = None
+    names = (loaded - bound) | ({entry} if entry else set())
+    names -= set(dir(builtins)) - tested
+    return {
+        "test_code": source,
+        "rewritten": rewritten,
+        "asserts": len(edits) // 2 if rewritten else 0,
+        "names": sorted(n for n in names if not n.startswith("__")),
+    }
 
 
 def _harness(job: dict, secret_fd: int, secret_len: int, req: int, rep: int, report: int) -> None:
@@ -581,19 +584,22 @@ def _harness(job: dict, secret_fd: int, secret_len: int, req: int, rep: int, rep
     try:
         spec = json.loads(os.pread(secret_fd, secret_len, 0).decode("utf-8"))
         os.close(secret_fd)
-        code, total, names, tested = _CountAsserts().rewrite(spec["test_code"])
+        code = compile(spec.get("rewritten") or spec["test_code"], "<tests>", "exec")
+        total = int(spec.get("asserts") or 0)
         entry = spec.get("entry_point")
         first = link.receive()
         if "raise" in first:
             raise _rebuild_error(first["raise"])
+
+        def passed(value):
+            if value:
+                steps[0] += 1
+            return value
+
         namespace: dict = {"__name__": "__tests__", "__builtins__": builtins,
-                           "__skyboard_step__": lambda: steps.__setitem__(0, steps[0] + 1)}  # fmt: skip
-        # The solution's globals that the tests refer to (its functions, helpers, constants).
-        # They shadow a built-in only when that is the function under test (MBPP's `sum(10,
-        # 15) == 6`): the `abs` of `abs(f(x) - y) < 1e-6` or `isinstance` stay Python's.
-        shadowing = set(dir(builtins)) - tested - ({entry} if entry else set())
-        wanted = sorted(n for n in (names | ({entry} if entry else set())) - shadowing
-                        if not n.startswith("__"))  # fmt: skip
+                           "__skyboard_ok__": passed}  # fmt: skip
+        # The solution's globals the tests refer to (see prepare_tests).
+        wanted = [str(n) for n in spec.get("names") or ([entry] if entry else [])]
         for name, value in link.globals(wanted).items():
             if isinstance(value, _Module):
                 if value.name.split(".")[0] in getattr(sys, "stdlib_module_names", ()):

@@ -16,6 +16,7 @@ the model code spawned. See docs/verification.md for the threat model.
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._runner import clip
+from ._runner import clip, prepare_tests
 
 RUNNER = Path(__file__).with_name("_runner.py")
 # An unprivileged uid outside the sandbox (nobody). RLIMIT_NPROC is accounted per user
@@ -578,7 +579,8 @@ def split_job(job: dict) -> tuple[dict, bytes, list]:
     for the report."""
     public = {k: v for k, v in job.items() if k not in ("cases", "test_code", "entry_point")}
     if job["mode"] == "assert":
-        spec = {"test_code": job.get("test_code") or "", "entry_point": job.get("entry_point")}
+        entry = job.get("entry_point")
+        spec = {**_prepared(job.get("test_code") or "", entry), "entry_point": entry}
         return public, json.dumps(spec).encode(), []
     cases = job.get("cases") or []
     default = "" if job["mode"] == "stdin" else None
@@ -591,6 +593,13 @@ def split_job(job: dict) -> tuple[dict, bytes, list]:
     public["inputs"] = [case.get("input") for case in cases]
     public["secret_index"] = index
     return public, b"".join(blobs), expected
+
+
+@functools.lru_cache(maxsize=1024)
+def _prepared(test_code: str, entry: str | None) -> dict:
+    """The assert-style tests as the harness takes them (once per problem: rejection sampling
+    verifies many responses to one problem)."""
+    return prepare_tests(test_code, entry)
 
 
 def _with_expected(summary: dict, expected: list) -> dict:
