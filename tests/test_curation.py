@@ -273,7 +273,8 @@ def test_run_pages_show_funnel_reasons_accounting_and_safe_traces(users, setting
     assert download.status_code == 200 and len(json.loads(b"".join(download))) == 2
 
 
-@pytest.mark.django_db
+# Real commits: a run is sent to its worker when the launching transaction commits.
+@pytest.mark.django_db(transaction=True)
 def test_operator_launches_a_run_from_the_browser_and_the_key_stays_out(users, settings,
                                                                         empty_broker):
     settings.OPENAI_API_KEY = SECRET

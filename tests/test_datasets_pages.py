@@ -150,6 +150,8 @@ def test_duplicates_within_and_across_datasets_are_reported(tmp_path, users):
     assert "3 shared with <b>first</b>" in page
 
 
+# Real commits: a run is sent to its worker when the launching transaction commits.
+@pytest.mark.django_db(transaction=True)
 def test_operator_uploads_a_file_and_an_import_run_is_queued(users, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     client = client_for(users["operator"])

@@ -243,7 +243,8 @@ def test_schedule_created_and_edited_in_the_browser_drives_a_beat_entry(users):
 # --- pages ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.django_db
+# Real commits: a run is sent to its worker when the launching transaction commits.
+@pytest.mark.django_db(transaction=True)
 def test_launch_form_queues_an_evaluation_with_its_full_configuration(users, empty_broker):
     bench = make_benchmark()
     client = client_for(users["operator"])

@@ -173,7 +173,7 @@ def test_curation_run_generates_with_the_vllm_backend(settings, tmp_path, smollm
                 for i in range(3)]
     run = make_run(make_version(problems), "", backend="vllm", model=str(smollm2_dir),
                    base_url=None, n=1, sampling={"temperature": 0.0, "max_tokens": 24, "seed": 3},
-                   # no "venv": curation passes none, the backend takes GENERATION_VENV
+                   # no "venv": the curation job passes the GENERATION_VENV setting
                    backend_options={"dtype": "float32", "max_model_len": 1024,
                                     "env": {"HF_HUB_OFFLINE": "1"}},
                    reformat={"enabled": False})

@@ -80,6 +80,8 @@ def test_sky_t1_preset_reproduces_the_published_recipe(users):
     assert entry["tags"]["role_tag"] == "from" and entry["file_name"] == export.path
 
 
+# Real commits: a run is sent to its worker when the launching transaction commits.
+@pytest.mark.django_db(transaction=True)
 def test_launch_creates_a_queued_gpu_run_with_its_files(users, empty_broker, settings, tmp_path):
     settings.RUNS_DIR = tmp_path
     dataset = make_sharegpt_dataset()
@@ -131,6 +133,8 @@ def test_preview_shows_multi_node_files_and_effective_batch(users):
     assert "zero_optimization" in body["files"]["deepspeed.json"]
 
 
+# Real commits: a run is sent to its worker when the launching transaction commits.
+@pytest.mark.django_db(transaction=True)
 def test_multi_node_launch_queues_one_task_per_node_and_shows_the_nodes(users):
     from experiments.models import TrainingNode
 
@@ -253,6 +257,8 @@ def test_run_page_escapes_the_log_and_offers_the_files(users):
     assert live["checkpoints"][0]["step"] == 2 and live["log_tail"].startswith("<script>")
 
 
+# Real commits: a run is sent to its worker when the launching transaction commits.
+@pytest.mark.django_db(transaction=True)
 def test_resume_requeues_a_failed_run_once(users, empty_broker):
     run = make_run()
     run.state = RunState.FAILED

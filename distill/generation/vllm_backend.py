@@ -43,8 +43,8 @@ class VLLMBackend(Backend):
             raise ValueError("the vllm backend needs a 'model'")
         if config.get("python"):
             python = Path(config["python"])
-        elif config.get("venv") or _settings_venv():  # the GENERATION_VENV setting
-            python = Path(config.get("venv") or _settings_venv()) / "bin" / "python"
+        elif config.get("venv"):  # runs pass the GENERATION_VENV setting
+            python = Path(config["venv"]) / "bin" / "python"
         else:
             raise ValueError("the vllm backend needs 'venv' (GENERATION_VENV) or 'python'")
         if not python.exists():
@@ -128,16 +128,6 @@ class VLLMBackend(Backend):
             latency_s=float(msg.get("latency_s") or 0.0), model=dict(self.identity),
             backend=self.name, backend_version=self.version,
             prompt_text=msg.get("prompt_text"), error=error, sample_index=req.sample_index)
-
-
-def _settings_venv() -> str | None:
-    """GENERATION_VENV when running under Django (curation and evaluation runs), else None."""
-    try:
-        from django.conf import settings
-
-        return str(settings.GENERATION_VENV) if settings.configured else None
-    except (ImportError, AttributeError):
-        return None
 
 
 def _end_group(proc: subprocess.Popen, term_wait: float = 10, grace: float = 3) -> None:

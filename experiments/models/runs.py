@@ -271,12 +271,9 @@ class Run(Lifecycle):
         return True
 
     def enqueue_on_commit(self) -> None:
-        """:meth:`enqueue` once the current transaction commits (at once outside one), so the
+        """:meth:`enqueue` once the current transaction commits (at once in autocommit), so the
         worker always finds the row it is sent."""
-        if _in_transaction():
-            transaction.on_commit(self.enqueue)
-        else:
-            self.enqueue()
+        transaction.on_commit(self.enqueue)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -353,15 +350,6 @@ class Run(Lifecycle):
             failure_reason="",
             failure_message="",
         )
-
-
-def _in_transaction() -> bool:
-    """True inside an atomic block of our own. The blocks a Django ``TestCase`` wraps each test
-    in do not count, as for ``atomic(durable=True)``: a test sees what a request sees."""
-    return any(
-        not getattr(block, "_from_testcase", False)
-        for block in transaction.get_connection().atomic_blocks
-    )
 
 
 class Queue(models.TextChoices):

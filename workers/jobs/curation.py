@@ -170,6 +170,8 @@ class Pipeline:
         if name == "openai":
             config = {"model": model, "base_url": self.cfg.get("base_url") or None,
                       "api_key": settings.OPENAI_API_KEY, **options}
+        elif name == "vllm" and not ({"venv", "python"} & set(options)):
+            config = {"model": model, "venv": str(settings.GENERATION_VENV), **options}
         else:
             config = {"model": model, **options}
         try:
