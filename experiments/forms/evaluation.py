@@ -9,6 +9,8 @@ from django.conf import settings
 
 from experiments.models import Benchmark, EvaluationSchedule, TrainingCheckpoint
 
+DEMO_MODEL_NAME = "SmolLM2-135M-Instruct"
+
 
 class EvaluationForm(forms.Form):
     """Launch an evaluation: what is evaluated, on which benchmarks, with which engine."""
@@ -21,8 +23,10 @@ class EvaluationForm(forms.Form):
     source = forms.ChoiceField(choices=SOURCES, initial="model")
     backend = forms.ChoiceField(choices=BACKENDS, initial="transformers", required=False,
                                 help_text="for model paths and checkpoints")
-    model_path = forms.CharField(max_length=1000, required=False,
-                                 help_text="model folder on the workers, or the endpoint's model")
+    model_path = forms.CharField(
+        max_length=1000, required=False,
+        help_text="model folder on the workers, or the endpoint's model (a checkpoint "
+                  "evaluation always evaluates the checkpoint's own folder)")
     model_name = forms.CharField(max_length=300, required=False, help_text="label on charts")
     checkpoint = forms.ModelChoiceField(queryset=None, required=False)
     base_url = forms.URLField(max_length=500, required=False, assume_scheme="http")
@@ -46,13 +50,38 @@ class EvaluationForm(forms.Form):
             "run").order_by("-created_at")
         # The demo model (make prepare-model) is what a new installation can evaluate at once.
         self.fields["model_path"].initial = str(settings.DEMO_MODEL_DIR)
-        self.fields["model_name"].initial = "SmolLM2-135M-Instruct"
+        self.fields["model_name"].initial = DEMO_MODEL_NAME
+
+    @classmethod
+    def from_query(cls, query) -> EvaluationForm:
+        """The unbound form pre-filled from a link: ``?source=checkpoint&checkpoint=<id>``
+        (the training run page's "Evaluate this checkpoint"), ``?benchmarks=<id>``; a
+        checkpoint source leaves the demo model out of the model path."""
+        initial: dict = {}
+        if query.get("source") in dict(cls.SOURCES):
+            initial["source"] = query["source"]
+        ckpt = query.get("checkpoint", "")
+        if ckpt.isdigit():
+            initial["checkpoint"] = int(ckpt)
+            initial.setdefault("source", "checkpoint")
+        benchmarks = [int(b) for b in query.getlist("benchmarks") if b.isdigit()]
+        if benchmarks:
+            initial["benchmarks"] = benchmarks
+        if initial.get("source") in ("checkpoint", "endpoint"):
+            initial.update(model_path="", model_name="")
+        return cls(initial=initial)
 
     def clean(self):
         data = super().clean()
         source = data.get("source")
         if source == "checkpoint" and not data.get("checkpoint"):
             self.add_error("checkpoint", "Choose a checkpoint.")
+        if source == "checkpoint":
+            # The checkpoint decides the model: the pre-filled demo model (or any typed path)
+            # is not evaluated in its place, and its name does not label the checkpoint.
+            data["model_path"] = ""
+            if data.get("model_name") == DEMO_MODEL_NAME:
+                data["model_name"] = ""
         if source == "model" and not data.get("model_path"):
             self.add_error("model_path", "Give the model folder.")
         if source == "endpoint":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -27,6 +28,8 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from distill.evaluation import BY_SLUG, metrics
+from distill.generation.transformers_backend import model_revision
+from experiments.errors import UserError
 
 from .curation import PromptVersion
 from .runs import QueuedRun, RunState
@@ -169,6 +172,20 @@ class PublishedResult(models.Model):
 # --- runs ---------------------------------------------------------------------------------------
 
 
+def checkpoint_identity(checkpoint) -> dict[str, Any]:
+    """What a checkpoint evaluation records about the model it evaluates: the training run,
+    step and folder, and the folder's content revision (``model_revision``: names, sizes and
+    first MiB of its weight and config files) when the folder is readable here; otherwise the
+    worker records the revision it loads (``EvaluationRun.model_revision``)."""
+    path = Path(checkpoint.path)
+    try:
+        revision = model_revision(path) if (path / "config.json").is_file() else None
+    except OSError:
+        revision = None
+    return {**checkpoint.as_dict(), "id": checkpoint.pk, "training_run": checkpoint.run_id,
+            "training_run_name": checkpoint.run.name, "revision": revision}
+
+
 class Source(models.TextChoices):
     CHECKPOINT = "checkpoint", "training checkpoint"
     MODEL = "model", "model path"
@@ -228,17 +245,29 @@ class EvaluationRun(QueuedRun):
         """An evaluation of a model path, endpoint model or ``checkpoint`` on ``benchmarks``;
         ``config`` records each benchmark's exact configuration (with sampling ``overrides``)
         and the ``engine`` options. Launching creates one ``BenchmarkResult`` per benchmark."""
+        checkpoint_config = None
+        if source == Source.CHECKPOINT and checkpoint is None:
+            raise UserError("a checkpoint evaluation needs a checkpoint")
         if checkpoint is not None:
+            # The source decides the model: a checkpoint evaluation evaluates the checkpoint's
+            # folder, never a path typed (or pre-filled) beside it.
+            if model_path and model_path.rstrip("/") != checkpoint.path.rstrip("/"):
+                raise UserError(
+                    f"a checkpoint evaluation evaluates the checkpoint's folder "
+                    f"{checkpoint.path!r}; the model path {model_path!r} was also given. "
+                    "Clear the model path, or choose the source 'model path' to evaluate it.")
             source = Source.CHECKPOINT
-            model_path = model_path or checkpoint.path
+            model_path = checkpoint.path
             model_name = model_name or (checkpoint.run.name or f"training run {checkpoint.run_id}")
+            checkpoint_config = checkpoint_identity(checkpoint)
         engine = {k: v for k, v in (engine or {}).items() if v not in (None, "")}
         config = {
             "source": source, "backend": backend, "model": model_path, "model_name": model_name,
-            "base_url": base_url, "checkpoint": checkpoint.as_dict() if checkpoint else None,
+            "base_url": base_url, "checkpoint": checkpoint_config,
             "engine": engine,
             "benchmarks": {b.slug: b.run_config(overrides) for b in benchmarks},
         }
+        fields.setdefault("model_revision", (checkpoint_config or {}).get("revision") or "")
         return super().new(
             source=source, backend=backend, model_path=model_path, model_name=model_name,
             base_url=base_url, checkpoint=checkpoint, config=config, **fields,

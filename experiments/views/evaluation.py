@@ -15,6 +15,7 @@ from django.utils.feedgenerator import Atom1Feed
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from distill.evaluation import length_histogram
+from experiments.errors import UserError
 from experiments.forms import EvaluationForm, EvaluationScheduleForm
 from experiments.models import (
     Benchmark,
@@ -92,21 +93,31 @@ def evaluation_home(request: HttpRequest) -> HttpResponse:
     benchmarks = list(Benchmark.objects.usable())
     data = comparison([r for r in runs if r.state == "succeeded"][:15], benchmarks)
     return render(request, "experiments/evaluation/home.html", {
-        "runs": runs, "benchmarks": benchmarks, "form": EvaluationForm(),
+        "runs": runs, "benchmarks": benchmarks, "form": EvaluationForm.from_query(request.GET),
         "schedules": EvaluationSchedule.objects.all(),
         "regressions": BenchmarkResult.objects.regressions()[:10], **data,
         "chart_json": data["chart"],
     })
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @require_role(Role.OPERATOR)
 def evaluation_new(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        # A link to the form (``?source=checkpoint&checkpoint=<id>``): the form lives on the
+        # overview, pre-filled from the same parameters.
+        query = request.GET.urlencode()
+        return redirect(reverse("evaluation_home") + (f"?{query}" if query else "")
+                        + "#new-evaluation")
     form = EvaluationForm(request.POST)
     if not form.is_valid():
         messages.error(request, f"Evaluation not queued: {form.errors.as_text()}")
         return redirect("evaluation_home")
-    run = EvaluationRun.launch(user=request.user, **form.run_fields())
+    try:
+        run = EvaluationRun.launch(user=request.user, **form.run_fields())
+    except UserError as exc:
+        messages.error(request, f"Evaluation not queued: {exc}")
+        return redirect("evaluation_home")
     messages.success(request, f"Evaluation queued on the {run.queue} queue.")
     return redirect(run)
 

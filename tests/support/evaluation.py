@@ -36,7 +36,9 @@ def make_scored_run(bench: Benchmark, per_problem: list[list[bool]], *, checkpoi
                     model_path: str = "/models/demo", overrides=None):
     """A finished evaluation whose samples have the given verdicts, scored by the model."""
     n = len(per_problem[0])
-    run = EvaluationRun.create_queued(benchmarks=[bench], model_path=model_path,
+    # A checkpoint evaluation evaluates the checkpoint's folder: no model path beside it.
+    run = EvaluationRun.create_queued(benchmarks=[bench],
+                                     model_path="" if checkpoint else model_path,
                                      checkpoint=checkpoint, model_name="demo",
                                      overrides={"n": n, **(overrides or {})})
     problems = list(bench.problems())

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from pathlib import Path
 
 from django.conf import settings
 
 from distill.evaluation import render
 from distill.generation.base import GenRequest, Sampling, get_backend
+from distill.generation.transformers_backend import model_revision
 from distill.verify import verify_many
 from experiments.errors import UserError
 from experiments.models import BenchmarkResult, EvalSample, EvaluationRun, Problem
@@ -38,6 +40,7 @@ def run_evaluation(run: EvaluationRun, ctx: JobContext) -> None:
     results = list(run.results.select_related("benchmark", "benchmark__dataset"))
     if not results:
         raise UserError("the evaluation has no benchmarks")
+    check_checkpoint(run)
     try:
         backend = get_backend(run.backend, run.backend_config())
     except (ValueError, FileNotFoundError, ImportError, OSError) as exc:
@@ -76,6 +79,26 @@ def run_evaluation(run: EvaluationRun, ctx: JobContext) -> None:
             ctx.check_cancel()
             result.finish()
             ctx.progress(stage="score", done=done_all, total=total, current=bench.slug)
+
+
+def check_checkpoint(run: EvaluationRun) -> None:
+    """A checkpoint evaluation evaluates the checkpoint's folder as it was at launch: a folder
+    whose content changed since (re-saved, overwritten by a resumed training) is refused
+    rather than scored under the old checkpoint's name."""
+    ck = run.config.get("checkpoint") or {}
+    if run.source != "checkpoint":
+        return
+    if run.model_path.rstrip("/") != str(ck.get("path") or run.model_path).rstrip("/"):
+        raise UserError(f"the evaluated path {run.model_path!r} is not the checkpoint's "
+                        f"folder {ck.get('path')!r}")
+    path = Path(run.model_path)
+    if not ck.get("revision") or not (path / "config.json").is_file():
+        return
+    now = model_revision(path)
+    if now != ck["revision"]:
+        raise UserError(f"checkpoint folder {run.model_path} changed since the evaluation was "
+                        f"launched (revision {ck['revision']} then, {now} now); launch a new "
+                        "evaluation to evaluate its current content")
 
 
 def _with_options(problem: Problem) -> str:
