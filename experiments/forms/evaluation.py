@@ -125,7 +125,16 @@ class EvaluationScheduleForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["hour"].max_value = 23
+        for name, field in self.fields.items():
+            label = field.label or name.replace("_", " ").capitalize()
+            field.error_messages["required"] = f"{label}: this field is required."
+        self.fields["benchmarks"].error_messages["required"] = (
+            "Benchmarks: choose at least one benchmark to evaluate.")
+        for name, text in (("hour", self.HOUR_ERROR), ("minute", self.MINUTE_ERROR)):
+            # Field-level checks (blank, not a number, negative) say the same as clean_<name>.
+            self.fields[name].error_messages.update(
+                required=f"{text}.", invalid=f"{text}.", min_value=f"{text}.")
+            self.fields[name].widget.attrs.update(min=0, max=23 if name == "hour" else 59)
         self.fields["backend"].widget = forms.Select(choices=EvaluationForm.BACKENDS)
         self.fields["benchmarks"].queryset = Benchmark.objects.usable()
         if self.instance.pk:
@@ -135,16 +144,20 @@ class EvaluationScheduleForm(forms.ModelForm):
                                 max_tokens=over.get("max_tokens"),
                                 temperature=over.get("temperature"))
 
+    # Every error names its field and what it expects: the form shows them as bullets.
+    HOUR_ERROR = "Hour: expected a whole number 0-23 (24-hour clock, in the schedule's time zone)"
+    MINUTE_ERROR = "Minute: expected a whole number 0-59"
+
     def clean_hour(self):
         hour = self.cleaned_data["hour"]
-        if hour > 23:
-            raise forms.ValidationError("0-23")
+        if hour is None or not 0 <= hour <= 23:
+            raise forms.ValidationError(f"{self.HOUR_ERROR}; got {hour}.")
         return hour
 
     def clean_minute(self):
         minute = self.cleaned_data["minute"]
-        if minute > 59:
-            raise forms.ValidationError("0-59")
+        if minute is None or not 0 <= minute <= 59:
+            raise forms.ValidationError(f"{self.MINUTE_ERROR}; got {minute}.")
         return minute
 
     def clean_tz(self):
@@ -152,7 +165,9 @@ class EvaluationScheduleForm(forms.ModelForm):
         try:
             zoneinfo.ZoneInfo(tz)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise forms.ValidationError("Unknown time zone.") from None
+            raise forms.ValidationError(
+                f"Time zone: Unknown time zone {tz!r}; expected an IANA name such as UTC, "
+                "Europe/Paris or America/New_York.") from None
         return tz
 
     def save(self, commit: bool = True):
