@@ -58,6 +58,9 @@ class StubStats:
     max_in_flight: int = 0
     seen_auth: set = field(default_factory=set)
     request_times: list[float] = field(default_factory=list)  # monotonic arrival times
+    # Requests whose client hung up before the answer was ready (a cancelled caller): the
+    # stub notices while it waits (latency, "slow") and stops working on them.
+    abandoned: int = 0
 
     @property
     def total(self) -> int:
@@ -183,8 +186,13 @@ class StubServer:
                         k, v = line.split(":", 1)
                         headers[k.strip().lower()] = v.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
-                status, extra, payload = await self._route(method, path.split("?")[0],
-                                                           headers, body)
+                try:
+                    status, extra, payload = await self._route(
+                        method, path.split("?")[0], headers, body, reader.at_eof)
+                except _ClientGone:
+                    with self._lock:
+                        self.stats.abandoned += 1
+                    break
                 data = json.dumps(payload).encode()
                 out = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}",
                        "content-type: application/json", f"content-length: {len(data)}",
@@ -202,8 +210,8 @@ class StubServer:
             self._writers.discard(writer)
             writer.close()
 
-    async def _route(self, method: str, path: str, headers: dict[str, str],
-                     body: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
+    async def _route(self, method: str, path: str, headers: dict[str, str], body: bytes,
+                     gone: Any = None) -> tuple[int, dict[str, str], dict[str, Any]]:
         if method == "GET" and path == "/v1/models":
             return 200, {}, {"object": "list", "data": [
                 {"id": self.config.model, "object": "model", "created": 0, "owned_by": "stub"}]}
@@ -222,7 +230,7 @@ class StubServer:
             if "authorization" in headers:
                 self.stats.seen_auth.add(headers["authorization"])
         try:
-            return await self._complete(req, messages)
+            return await self._complete(req, messages, gone)
         finally:
             with self._lock:
                 self.stats.in_flight -= 1
@@ -233,8 +241,8 @@ class StubServer:
             self.stats.by_status[status] += 1
         return status, extra, payload
 
-    async def _complete(self, req: dict[str, Any], messages: list[dict[str, Any]]
-                        ) -> tuple[int, dict[str, str], dict[str, Any]]:
+    async def _complete(self, req: dict[str, Any], messages: list[dict[str, Any]],
+                        gone: Any = None) -> tuple[int, dict[str, str], dict[str, Any]]:
         cfg = self.config
         key = _request_key(messages)
         with self._lock:
@@ -244,7 +252,7 @@ class StubServer:
         last_user = next((m.get("content") or "" for m in reversed(messages)
                           if m.get("role") == "user"), "")
         if cfg.latency_s:
-            await asyncio.sleep(cfg.latency_s)
+            await _wait(cfg.latency_s, gone)
         if cfg.fail_marker and cfg.fail_marker in last_user:
             fault = "500"
         if fault == "429":
@@ -261,7 +269,7 @@ class StubServer:
         if cfg.slow_marker and cfg.slow_marker in last_user:
             fault = "slow"
         if fault == "slow":
-            await asyncio.sleep(cfg.slow_s)
+            await _wait(cfg.slow_s, gone)
 
         words = _words(answer_for(messages))
         max_tokens = req.get("max_completion_tokens") or req.get("max_tokens")
@@ -284,6 +292,23 @@ class StubServer:
                       "total_tokens": prompt_tokens + len(words) * n},
         }
         return self._count(200, {}, payload)
+
+
+class _ClientGone(Exception):
+    """The client closed the connection while its request was being answered."""
+
+
+async def _wait(seconds: float, gone: Any = None) -> None:
+    """Sleep like a slow model, giving up (``_ClientGone``) once the client hangs up, as a real
+    server drops a request whose connection closed."""
+    if gone is None or seconds <= 0.25:
+        await asyncio.sleep(seconds)
+        return
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if gone():
+            raise _ClientGone()
+        await asyncio.sleep(min(0.25, left))
 
 
 def _error(message: str, code: str) -> dict[str, Any]:

@@ -416,6 +416,63 @@ def test_a_bad_request_in_a_lazy_input_stops_there_with_a_clear_error(client):
         assert stub.stats.total == 0
 
 
+def _wait_until(cond, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return cond()
+
+
+def test_a_cancel_event_interrupts_requests_in_flight(client):
+    """A caller blocked on completions that take far longer than the test (a 135M model on a
+    CPU reformatting at 16384 max tokens: 15 minutes) is released promptly once its run is
+    cancelled from another thread (the heartbeat), and the server sees the requests dropped."""
+    cancel = threading.Event()
+    with StubServer(latency_s=600) as stub:
+        b = backend(stub, client, timeout_s=900, concurrency=3)
+        b.cancel = cancel
+        results: list = []
+        finished = threading.Event()
+
+        def consume() -> None:
+            results.extend(b.generate(r for r in reqs(5)))
+            finished.set()
+
+        thread = threading.Thread(target=consume, daemon=True)
+        thread.start()
+        assert _wait_until(lambda: stub.stats.in_flight == 3)  # all three are in flight
+        t0 = time.monotonic()
+        cancel.set()
+        assert finished.wait(5), "generate() still blocked after cancel"
+        assert time.monotonic() - t0 < 5  # not the 600 s the requests would take
+        assert results == []  # nothing more is yielded
+        # The connections were closed, so the server dropped the requests.
+        assert _wait_until(lambda: stub.stats.abandoned == 3, 5), stub.stats.abandoned
+        assert stub.stats.total == 0 and len(stub.stats.request_times) == 3  # nothing more sent
+    assert not [t for t in threading.enumerate() if t.name == "openai-backend"]
+
+
+def test_a_cancel_event_stops_agenerate_and_a_cancelled_backend_sends_nothing(client):
+    import asyncio
+
+    cancel = threading.Event()
+
+    async def collect(b):
+        asyncio.get_running_loop().call_later(0.5, cancel.set)
+        return [r async for r in b.agenerate(reqs(4))]
+
+    with StubServer(latency_s=600) as stub:
+        b = backend(stub, client, timeout_s=900)
+        b.cancel = cancel
+        t0 = time.monotonic()
+        assert asyncio.run(collect(b)) == []
+        assert time.monotonic() - t0 < 5
+        assert _wait_until(lambda: stub.stats.abandoned == 4, 5)
+        # Already cancelled: nothing is sent at all.
+        assert list(b.generate(reqs(2))) == []
+        assert len(stub.stats.request_times) == 4
+
+
 def test_agenerate_takes_a_lazy_input_too(client):
     import asyncio
 

@@ -10,6 +10,12 @@ recorded: 408/409/429/5xx, connection errors and timeouts are retried with expon
 and full jitter, and a ``Retry-After`` header (seconds or HTTP date) is honoured. Other statuses
 (400, 401, 404, ...) fail at once. A request that still fails is yielded as an error result with
 an empty completion; nothing is raised and nothing else is lost.
+
+Cancel: a backend given a ``cancel`` event (anything with ``is_set()``, e.g. a run's
+``threading.Event``) watches it while requests are in flight. Once it is set, every request in
+flight or backing off is abandoned at once (its connection closed, so the server can drop it),
+nothing more is sent or yielded, and ``generate`` / ``agenerate`` return: a caller blocked on a
+15-minute completion is released within ``CANCEL_POLL_S``.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ from .base import Backend, GenRequest, GenResult, check_request, validate_reques
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529}
+# How often the event loop looks at the cancel event while requests are in flight.
+CANCEL_POLL_S = 0.1
 
 
 @dataclass
@@ -315,6 +323,7 @@ def _estimate_tokens(req: GenRequest) -> int:
 
 
 _END = object()
+_CANCELLED = object()
 
 
 class _Feed:
@@ -346,9 +355,12 @@ class _Feed:
 class OpenAIBackend(Backend):
     name = "openai"
 
-    def __init__(self, config: dict[str, Any] | OpenAIConfig) -> None:
+    def __init__(self, config: dict[str, Any] | OpenAIConfig, *, cancel: Any = None) -> None:
         self.config = config if isinstance(config, OpenAIConfig) else OpenAIConfig.from_dict(
             config)
+        # Set by the caller (a run's cancel event): in-flight requests are abandoned at once and
+        # generation stops (see the module docstring).
+        self.cancel = cancel
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.config.model!r}, base_url={self.config.base_url!r})"
@@ -504,6 +516,15 @@ class OpenAIBackend(Backend):
                 if live == 0:
                     done.put_nowait(_END)
 
+        async def watch_cancel() -> None:
+            while not self.cancel.is_set():
+                await asyncio.sleep(CANCEL_POLL_S)
+            done.put_nowait(_CANCELLED)
+
+        if self.cancel is not None and self.cancel.is_set():
+            await client.close()
+            return
+        watcher = asyncio.create_task(watch_cancel()) if self.cancel is not None else None
         for _ in range(cfg.concurrency):
             spawn()
         try:
@@ -512,6 +533,9 @@ class OpenAIBackend(Backend):
                 batch = []
                 item = await done.get()
                 while True:
+                    if item is _CANCELLED:
+                        # Drop what completed meanwhile too: the caller asked to stop.
+                        return
                     if item is _END:
                         finished = True
                     elif isinstance(item, BaseException):
@@ -524,9 +548,12 @@ class OpenAIBackend(Backend):
                 if batch:
                     yield batch
         finally:
+            if watcher is not None:
+                watcher.cancel()
             for t in list(tasks):
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, *([watcher] if watcher else []),
+                                 return_exceptions=True)
             await client.close()
 
     async def _run_one(self, client: SDKClient | AiohttpClient, sem: asyncio.Semaphore,

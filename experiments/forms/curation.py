@@ -13,6 +13,24 @@ from .core import FieldsetsMixin
 
 HTTP_CLIENTS = [("aiohttp", "aiohttp (direct)"), ("openai", "openai SDK")]
 
+# Sky-T1's limits (QwQ-32B traces of up to 16384 tokens, reformatted by gpt-4o-mini at up to
+# 16384): the defaults for real teachers and endpoints.
+SKYT1_REFORMAT_MAX_TOKENS = 16384
+# The demo's limits, when the teacher or the reformatter is the local demo model (SmolLM2-135M
+# on the CPU, behind `transformers serve` for reformatting). A model that small rarely stops by
+# itself: it decodes ~13 tokens/s on a loaded 2-core machine (measured through `transformers
+# serve`), so 16384 tokens is ~20 minutes per request. Its traces are about 128 tokens; a
+# rewrite into thought + solution sections fits in 384, at most ~30 s of decoding after the
+# ~13 s prefill of the 1.7k-token convert prompt, so the default path finishes in minutes.
+DEMO_MAX_TOKENS = 128
+DEMO_REFORMAT_MAX_TOKENS = 384
+DEFAULT_MAX_TOKENS = 1024
+
+
+def is_demo_model(model: str) -> bool:
+    """True for the local demo model (``DEMO_MODEL_DIR``), by path."""
+    return bool(model) and model.rstrip("/") == str(settings.DEMO_MODEL_DIR).rstrip("/")
+
 
 class CurationRunForm(FieldsetsMixin, forms.Form):
     """Launch a curation run over a recipe version. API keys are never asked for here: workers
@@ -42,7 +60,7 @@ class CurationRunForm(FieldsetsMixin, forms.Form):
     n = forms.IntegerField(min_value=1, max_value=64, initial=1, label="Samples per problem")
     temperature = forms.FloatField(min_value=0, max_value=2, initial=0.0)
     top_p = forms.FloatField(min_value=0.01, max_value=1, initial=1.0)
-    max_tokens = forms.IntegerField(min_value=1, max_value=131072, initial=1024,
+    max_tokens = forms.IntegerField(min_value=1, max_value=131072, initial=DEFAULT_MAX_TOKENS,
                                     help_text="Sky-T1 used 16384 with QwQ-32B.")
     seed = forms.IntegerField(required=False, initial=0)
     batch_size = forms.IntegerField(min_value=1, max_value=1024, initial=8,
@@ -69,7 +87,9 @@ class CurationRunForm(FieldsetsMixin, forms.Form):
                                      help_text="Blank: the configured OPENAI_MODEL.")
     reformat_base_url = forms.URLField(required=False, max_length=500, assume_scheme="http",
                                        help_text="Blank: the configured OPENAI_BASE_URL.")
-    reformat_max_tokens = forms.IntegerField(min_value=1, max_value=131072, initial=16384)
+    reformat_max_tokens = forms.IntegerField(
+        min_value=1, max_value=131072, initial=SKYT1_REFORMAT_MAX_TOKENS,
+        help_text=f"Default {SKYT1_REFORMAT_MAX_TOKENS}, Sky-T1's limit for gpt-4o-mini.")
     reformat_concurrency = forms.IntegerField(min_value=1, max_value=4096, initial=16)
     reformat_http_client = forms.ChoiceField(choices=HTTP_CLIENTS, initial="openai",
                                              label="Reformat HTTP client")
@@ -86,10 +106,41 @@ class CurationRunForm(FieldsetsMixin, forms.Form):
             "recipe").order_by("-created_at")
         self.fields["recipe_version"].initial = self.fields["recipe_version"].queryset.first()
         self.fields["model"].initial = str(settings.DEMO_MODEL_DIR)
+        self.demo_limits()
         for field, kind in (("system_prompt", "system"), ("template", "template"),
                             ("convert_prompt", "convert")):
             self.fields[field].queryset = PromptVersion.objects.of_kind(kind)
             self.fields[field].initial = PromptVersion.objects.latest_of(kind) or defaults[kind]
+
+    def demo_limits(self) -> None:
+        """Limits that let the demo's default path finish in minutes on a CPU: the teacher
+        field starts at the demo model, and without an OpenAI key the demo serves the demo
+        model as the reformatter too (OPENAI_MODEL, see scripts/demo.sh). Real teachers and
+        endpoints keep Sky-T1's limits; the page's script switches back when the model is
+        changed."""
+        f = self.fields
+        for name in ("model", "reformat_model"):
+            f[name].widget.attrs["data-demo-model"] = str(settings.DEMO_MODEL_DIR)
+        # Blank reformat model: the configured OPENAI_MODEL (a model name, not a secret).
+        f["reformat_model"].widget.attrs["data-configured"] = settings.OPENAI_MODEL
+        f["max_tokens"].widget.attrs.update(
+            {"data-demo": DEMO_MAX_TOKENS, "data-default": DEFAULT_MAX_TOKENS})
+        f["reformat_max_tokens"].widget.attrs.update(
+            {"data-demo": DEMO_REFORMAT_MAX_TOKENS, "data-default": SKYT1_REFORMAT_MAX_TOKENS})
+        if is_demo_model(str(f["model"].initial)):
+            f["max_tokens"].initial = DEMO_MAX_TOKENS
+            f["max_tokens"].help_text = (
+                f"Default {DEMO_MAX_TOKENS} for the demo model (SmolLM2-135M on the CPU: its "
+                f"traces are short, and longer limits only make it ramble); "
+                f"{DEFAULT_MAX_TOKENS} for other models. Sky-T1 used 16384 with QwQ-32B.")
+        if is_demo_model(settings.OPENAI_MODEL):
+            f["reformat_max_tokens"].initial = DEMO_REFORMAT_MAX_TOKENS
+            f["reformat_max_tokens"].help_text = (
+                f"Default {DEMO_REFORMAT_MAX_TOKENS}: the reformatter is the local demo model "
+                f"(transformers serve on the CPU, ~13 tokens/s), which may not stop by itself: "
+                f"at 16384 one sample took over 15 minutes; {DEMO_REFORMAT_MAX_TOKENS} fits "
+                f"its ~128-token traces, so the run finishes in a few minutes. With a real "
+                f"reformatter use Sky-T1's {SKYT1_REFORMAT_MAX_TOKENS}.")
 
     def config(self) -> dict:
         d = self.cleaned_data

@@ -175,9 +175,13 @@ class Pipeline:
         else:
             config = {"model": model, **options}
         try:
-            return get_backend(name, config)
+            backend = get_backend(name, config)
         except (ValueError, FileNotFoundError, ImportError) as exc:
             raise UserError(f"generation backend {name!r}: {exc}") from exc
+        if name == "openai":
+            # Cancel interrupts requests in flight, not only the next flush.
+            backend.cancel = self.ctx.cancel_event
+        return backend
 
     def messages(self, problem: Problem) -> list[dict[str, str]]:
         user = self.run.template.render(user_prompt(problem.prompt, problem.options))
@@ -249,6 +253,8 @@ class Pipeline:
                 self.ctx.check_cancel()
         self.persist(buffer)
         self.report(stage)
+        # A cancelled backend stops yielding and returns: say why the stage ended.
+        self.ctx.check_cancel()
 
     def generate_row(self, r, msgs, sampling, backend: str, share: int) -> Sample:
         pid, i = (int(x) for x in r.key.split(":"))
@@ -334,8 +340,11 @@ class Pipeline:
         sampling = Sampling(temperature=float(rcfg.pop("temperature", 0.0)),
                             max_tokens=int(rcfg.pop("max_tokens", 16384)))
         chunk = int(rcfg.pop("chunk_size", 256))
+        # The run's cancel event interrupts reformat requests in flight (a small model on a
+        # CPU can take many minutes per request).
         backend = OpenAIBackend({"model": model, "base_url": base_url,
-                                 "api_key": settings.OPENAI_API_KEY, **rcfg})
+                                 "api_key": settings.OPENAI_API_KEY, **rcfg},
+                                cancel=self.ctx.cancel_event)
         convert = self.run.convert_prompt
 
         def requests():
