@@ -136,6 +136,8 @@ def evaluation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "run": run, "results": results,
         "config_json": json.dumps(run.config, indent=2, sort_keys=True),
         "lengths_json": lengths,
+        # An empty histogram is said in words, not drawn as bare -1…6 axes.
+        "has_lengths": any(sum(h["counts"]) for h in lengths.values()),
     })
 
 

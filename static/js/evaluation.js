@@ -6,7 +6,10 @@
     var el = document.getElementById(id);
     return el ? JSON.parse(el.textContent) : null;
   }
-  var layoutBase = {margin: {t: 30, r: 10, b: 60, l: 50}, legend: {orientation: "h", y: -0.25}};
+  // The legend sits right of the plot: below it, it collided with long benchmark names.
+  var layoutBase = {margin: {t: 30, r: 10, b: 60, l: 50},
+                    legend: {orientation: "v", x: 1.02, xanchor: "left", y: 1, yanchor: "top"},
+                    xaxis: {automargin: true}, yaxis: {automargin: true}};
   var config = {displaylogo: false, responsive: true};
 
   function openOnClick(el) {
@@ -17,9 +20,23 @@
     });
   }
 
+  // An empty chart says so instead of drawing plotly's default -1…6 axes.
+  function nothingToDraw(el) {
+    var p = document.createElement("p");
+    p.className = "empty chart-empty";
+    p.textContent = "Nothing to draw yet.";
+    el.replaceWith(p);
+  }
+  function anyValue(arrays) {
+    return arrays.some(function (a) { return a.some(function (v) { return v !== null && v !== undefined; }); });
+  }
+
   var cmp = data("eval-chart-data");
   var cmpEl = document.getElementById("eval-chart");
-  if (cmp && cmpEl && cmp.benchmarks.length) {
+  if (cmp && cmpEl && !(cmp.benchmarks.length && anyValue(cmp.series.map(function (s) { return s.values; })
+        .concat(cmp.published.map(function (p) { return p.values; }))))) {
+    nothingToDraw(cmpEl);
+  } else if (cmp && cmpEl) {
     var traces = cmp.series.map(function (s) {
       return {type: "bar", name: s.name, x: cmp.benchmarks, y: s.values, customdata: s.urls,
               error_y: {type: "data", array: s.errors.map(function (e) { return e || 0; }), visible: true},
@@ -32,7 +49,8 @@
                    hovertemplate: "%{x}: %{y:.1f}% (published figure)<extra>" + p.name + "</extra>"});
     });
     Plotly.newPlot(cmpEl, traces, Object.assign({}, layoutBase, {
-      barmode: "group", yaxis: {title: "accuracy (%)", range: [0, 100]},
+      barmode: "group", yaxis: {title: "accuracy (%)", range: [0, 100], automargin: true},
+      xaxis: {automargin: true, tickangle: -25},
       title: {text: "skyboard runs (bars) vs published figures (markers)", font: {size: 13}}
     }), config);
     openOnClick(cmpEl);
@@ -40,7 +58,9 @@
 
   var lengths = data("eval-lengths");
   var lenEl = document.getElementById("eval-lengths-chart");
-  if (lengths && lenEl) {
+  if (lengths && lenEl && !anyValue(Object.keys(lengths).map(function (k) { return lengths[k].counts; }))) {
+    nothingToDraw(lenEl);
+  } else if (lengths && lenEl) {
     var lt = Object.keys(lengths).map(function (name) {
       var h = lengths[name];
       var mids = h.counts.map(function (_, i) { return (h.edges[i] + h.edges[i + 1]) / 2; });
@@ -49,14 +69,17 @@
               hovertemplate: "%{x} tokens: %{y} samples<extra>" + name + "</extra>"};
     });
     Plotly.newPlot(lenEl, lt, Object.assign({}, layoutBase, {
-      barmode: "overlay", xaxis: {title: "completion tokens"}, yaxis: {title: "samples"}
+      barmode: "overlay", xaxis: {title: "completion tokens", automargin: true},
+      yaxis: {title: "samples", automargin: true, rangemode: "tozero"}
     }), config);
     openOnClick(lenEl);
   }
 
   var steps = data("eval-steps");
   var stepEl = document.getElementById("eval-steps-chart");
-  if (steps && stepEl) {
+  if (steps && stepEl && !Object.keys(steps).length) {
+    nothingToDraw(stepEl);
+  } else if (steps && stepEl) {
     var st = Object.keys(steps).map(function (name) {
       var pts = steps[name];
       return {type: "scatter", mode: "lines+markers", name: name,
@@ -65,7 +88,8 @@
               customdata: pts.map(function (p) { return p.url; })};
     });
     Plotly.newPlot(stepEl, st, Object.assign({}, layoutBase, {
-      xaxis: {title: "training step"}, yaxis: {title: "accuracy (%)"}
+      xaxis: {title: "training step", automargin: true},
+      yaxis: {title: "accuracy (%)", range: [0, 100], automargin: true}
     }), config);
     openOnClick(stepEl);
   }
