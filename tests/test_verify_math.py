@@ -247,8 +247,16 @@ def test_mcq_verdicts():
     ("gold", "response", "correct"),
     [
         # An earlier box (a draft, a rejected try) is never read, whatever comes after it.
-        ("42", r"We try \boxed{41} first, but that fails. The answer is therefore \boxed{42}.", True),
-        ("41", r"We try \boxed{41} first, but that fails. The answer is therefore \boxed{42}.", False),
+        (
+            "42",
+            r"We try \boxed{41} first, but that fails. The answer is therefore \boxed{42}.",
+            True,
+        ),
+        (
+            "41",
+            r"We try \boxed{41} first, but that fails. The answer is therefore \boxed{42}.",
+            False,
+        ),
         # An "answer is" phrase or a number after the box is not a second opinion.
         ("7", r"So \boxed{7}. (I first thought the answer is 8.)", True),
         ("8", r"So \boxed{7}. (I first thought the answer is 8.)", False),
