@@ -13,6 +13,7 @@ braces). Their wording follows SkyThought's evaluation task handlers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 MATH_FIRST = "Return your final response within \\boxed{}. {prompt}"
 MATH_LAST = "{prompt}\n\nReturn your final response within \\boxed{}."
@@ -73,6 +74,10 @@ REGISTRY: tuple[BenchmarkSpec, ...] = (
     BenchmarkSpec("math500", "MATH500", "math500", "math", "MATH500",
                   templates=MATH_TEMPLATES, hub="HuggingFaceH4/MATH-500",
                   files=("math500.jsonl",)),
+    # The first 25 MATH-500 problems, shipped in the repository (data/NOTICE.md): the demo's
+    # offline benchmark in common with the published MATH500 figures.
+    BenchmarkSpec("math500-demo", "MATH500 (demo subset)", "math500", "math", "MATH500",
+                  templates=MATH_TEMPLATES, files=("math500_demo.jsonl",)),
     BenchmarkSpec("aime2024", "AIME 2024", "aime", "math", "AIME2024", templates=MATH_TEMPLATES,
                   hub="Maxwell-Jia/AIME_2024", files=("aime24.jsonl", "aime2024.jsonl")),
     BenchmarkSpec("aime2025", "AIME 2025", "aime", "math", "", templates=MATH_TEMPLATES,
@@ -101,6 +106,9 @@ REGISTRY: tuple[BenchmarkSpec, ...] = (
 )
 
 BY_SLUG = {b.slug: b for b in REGISTRY}
+
+# Benchmark files shipped in this repository (licences and attribution in data/NOTICE.md).
+SHIPPED = {"math500-demo": Path(__file__).parent / "data" / "math500_demo.jsonl"}
 
 
 def render(template: str, prompt: str, *, call_based: bool = False) -> str:

