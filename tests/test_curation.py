@@ -246,7 +246,8 @@ def test_run_pages_show_funnel_reasons_accounting_and_safe_traces(users, setting
     page = client.get(reverse("curation_detail", args=[run.pk]))
     assert page.status_code == 200
     data = page.context["data"]
-    assert data["total"] == {"generate": 4, "verify": 2, "reformat": 2, "reverify": 2}
+    assert data["total"] == {"generate": 4, "verify": 2, "reformat": 2, "reverify": 2,
+                             "export": 2}
     assert data["funnel"]["source"]["odd"]["reverify"] == 2
     assert data["reasons"] == {"verify": {"wrong_answer": 2}}
     assert b"plotly.min.js" in page.content and b"funnel-chart" in page.content

@@ -128,6 +128,37 @@ class CurationRun(QueuedRun):
         already writes the target format, or a quick local run with no API model)."""
         return (self.config.get("reformat") or {}).get("enabled", True)
 
+    @property
+    def imports(self) -> dict:
+        """Where an imported run's generations came from (``config["imported"]``: file, format,
+        rows); empty for a run that generated its own."""
+        return (self.config or {}).get("imported") or {}
+
+    @property
+    def final_stage(self) -> str:
+        """The verify stage whose passed samples export writes."""
+        return "reverify" if self.reformats else "verify"
+
+    def skipped_stages(self) -> list[str]:
+        """Stages of the pipeline this run does not run at all (reformat off)."""
+        return [] if self.reformats else ["reformat", "reverify"]
+
+    def export_keys(self) -> list[tuple[int, int]]:
+        """(problem, sample index) of the samples export writes, sorted: those that passed the
+        final verify stage, less those a reviewer rejected, plus those reviewers accepted
+        against the verifier when they have a text to export. The export stage writes these,
+        and the run page's funnel and stage cards count them, so both show one number."""
+        from .review import HumanVerdict
+
+        samples = Sample.objects.filter(run=self)
+        text_stage = "reformat" if self.reformats else "generate"
+        overrides = HumanVerdict.objects.export_overrides(self)
+        verified = set(samples.filter(stage=self.final_stage, correct=True).values_list(
+            "problem_id", "sample_index"))
+        usable = set(samples.filter(stage=text_stage, correct=True).values_list(
+            "problem_id", "sample_index")) if any(overrides.values()) else set()
+        return sorted(k for k in verified | usable if overrides.get(k, k in verified))
+
     def stages_to_run(self) -> list[str]:
         stages = list(PIPELINE[PIPELINE.index(self.start_stage):])
         if not self.reformats:

@@ -3,6 +3,7 @@ resume and re-run, prompt versions and the price table."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from django.contrib import messages
@@ -22,6 +23,7 @@ from experiments.forms import (
 )
 from experiments.models import (
     FUNNEL_LABELS,
+    PIPELINE,
     UNVERIFIED,
     CurationRun,
     PriceTable,
@@ -59,15 +61,63 @@ def curation_new(request: HttpRequest) -> HttpResponse:
     return render(request, "experiments/curation/new.html", {"form": form})
 
 
+FUNNEL_BY = ("source", "domain", "difficulty")
+
+
+def _funnels(run: CurationRun, samples) -> tuple[dict, dict]:
+    """The funnel per grouping and in total, export included: the samples export wrote
+    (``run.export_keys()``, once the run has exported), counted per group like every other
+    stage. The stage cards show the same totals."""
+    keys = run.export_keys() if run.exported_rows is not None else []
+    per_problem = Counter(pid for pid, _ in keys)
+    zero = {s: 0 for s in PIPELINE}
+    funnels = {}
+    for by in FUNNEL_BY:
+        groups = {g: {**zero, **row} for g, row in samples.funnel(by).items()}
+        labels = dict(Problem.objects.filter(pk__in=per_problem).values_list("pk", by)) \
+            if per_problem else {}
+        for pid, n in per_problem.items():
+            groups.setdefault(labels.get(pid) or "unlabelled", dict(zero))["export"] += n
+        funnels[by] = dict(sorted(groups.items()))
+    total = {**zero, **samples.funnel().get("all", {}), "export": len(keys)}
+    return funnels, total
+
+
+def _stage_cards(run: CurationRun, counts: dict, total: dict) -> list[dict]:
+    """One card per pipeline stage, from the funnel's numbers: rows done of rows expected, and
+    how many passed (for export: the samples written, the funnel's export bar). A stage the run
+    does not run says so instead of "0 / 0"."""
+    skipped = run.skipped_stages()
+    progress = ((run.progress or {}).get("stages") or {})
+    cards = []
+    for stage in PIPELINE:
+        card = {"stage": stage, "label": FUNNEL_LABELS[stage], "skipped": stage in skipped,
+                "passed": total.get(stage, 0)}
+        if stage == "export":
+            card["done"] = total["export"] if run.exported_rows is not None else 0
+            card["total"] = total.get(run.final_stage, 0)
+        else:
+            card["done"] = (counts.get(stage) or {}).get("total", 0)
+            card["total"] = max(card["done"], (progress.get(stage) or {}).get("total", 0))
+        if stage == "generate" and run.imports:
+            card["note"] = "imported"
+        cards.append(card)
+    return cards
+
+
 def _page_data(run: CurationRun) -> dict:
     samples = Sample.objects.filter(run=run)
     unverified = samples.kept_unverified()
+    funnels, total = _funnels(run, samples)
+    counts = samples.stage_counts() if run.is_final else (run.counts or {})
     return {
         "status": run.status_dict(),
-        "counts": run.counts,
+        "counts": counts,
         "exported": run.exported_rows,
-        "funnel": {by: samples.funnel(by) for by in ("source", "domain", "difficulty")},
-        "total": samples.funnel().get("all", {}),
+        "stages": _stage_cards(run, counts, total),
+        "skipped": run.skipped_stages(),
+        "funnel": funnels,
+        "total": total,
         "reasons": samples.failure_reasons(),
         # Passed per verify stage without a verifier (components with verification off), and
         # of the accepted samples (those that passed the last verify stage).

@@ -339,7 +339,8 @@ def review_diff(request: HttpRequest, sample: int) -> HttpResponse:
     s = _get_sample(sample)
     ref = stage_rows(s).get("reformat")
     if ref is None or not ref.text:
-        raise Http404("This sample was not reformatted.")
+        raise Http404("This run did not reformat." if not s.run.reformats else
+                      "This sample was not reformatted.")
     return render(request, "experiments/review/diff.html", {
         "sample": s, "run": s.run, "problem": s.problem,
         "diff": word_diff(s.text, reformatted_body(ref.text))})

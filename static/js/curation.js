@@ -11,35 +11,47 @@
   var bySelect = document.getElementById("funnel-by");
 
   function stageBoxes(d) {
+    // The cards come from the same numbers as the funnel (the server's d.stages): done of
+    // expected rows, how many passed; a stage the run does not run says "skipped".
     var box = document.getElementById("stage-boxes");
-    var stages = (d.status.progress && d.status.progress.stages) || {};
     var current = d.status.progress && d.status.progress.stage;
     box.replaceChildren();
-    STAGES.forEach(function (s) {
-      var st = stages[s] || { done: 0, total: 0 };
+    (d.stages || []).forEach(function (st) {
+      var s = st.stage;
       var div = document.createElement("div");
-      div.className = "stage" + (s === current ? " current" : "");
-      var b = document.createElement("b"); b.textContent = d.labels[s] || s; div.appendChild(b);
-      var p = document.createElement("progress"); p.max = Math.max(st.total, 1); p.value = Math.min(st.done, p.max);
-      div.appendChild(p);
+      div.className = "stage" + (s === current ? " current" : "") + (st.skipped ? " skipped" : "");
+      div.dataset.stage = s;
+      var b = document.createElement("b"); b.textContent = st.label; div.appendChild(b);
       var t = document.createElement("span");
-      var passed = s === "export" ? d.exported : (d.counts[s] || {}).passed;
-      var unverified = (d.unverified || {})[s];
-      t.textContent = st.done + " / " + st.total + (passed != null && s !== "export" ? " · passed " + passed : "") +
-        (unverified ? " (" + unverified + " unverified)" : "");
+      if (st.skipped) {
+        t.textContent = "skipped (reformat off)";
+      } else {
+        var p = document.createElement("progress"); p.max = Math.max(st.total, 1); p.value = Math.min(st.done, p.max);
+        div.appendChild(p);
+        var unverified = (d.unverified || {})[s];
+        t.textContent = (st.note ? st.note + " " : "") + st.done + " / " + st.total +
+          (s !== "export" ? " · passed " + st.passed : "") +
+          (unverified ? " (" + unverified + " unverified)" : "");
+      }
       div.appendChild(t);
       box.appendChild(div);
     });
+  }
+
+  function shownStages(d) {
+    var skipped = d.skipped || [];
+    return STAGES.filter(function (s) { return skipped.indexOf(s) < 0; });
   }
 
   function funnel(d) {
     var by = bySelect ? bySelect.value : "source";
     var groups = d.funnel[by] || {};
     var names = Object.keys(groups);
-    var x = STAGES.map(function (s) { return d.labels[s]; });
+    var stages = shownStages(d);
+    var x = stages.map(function (s) { return d.labels[s]; });
     var traces = names.map(function (g) {
       var row = groups[g];
-      var ys = STAGES.map(function (s) { return s === "export" ? (row.reverify || 0) * (d.exported != null ? 1 : 0) : (row[s] || 0); });
+      var ys = stages.map(function (s) { return row[s] || 0; });
       return { type: "bar", name: g, x: x, y: ys };
     });
     Plotly.react("funnel-chart", traces, {
@@ -55,8 +67,8 @@
     Object.keys(all).sort().forEach(function (reason) {
       traces.push({
         type: "bar", orientation: "h", name: reason,
-        y: STAGES.slice(0, 4).map(function (s) { return d.labels[s]; }),
-        x: STAGES.slice(0, 4).map(function (s) { return (d.reasons[s] || {})[reason] || 0; })
+        y: shownStages(d).slice(0, -1).map(function (s) { return d.labels[s]; }),
+        x: shownStages(d).slice(0, -1).map(function (s) { return (d.reasons[s] || {})[reason] || 0; })
       });
     });
     Plotly.react("reasons-chart", traces, {

@@ -32,7 +32,6 @@ from experiments.models import (
     KEEP_WITHOUT_VERIFICATION,
     PIPELINE,
     UNVERIFIED,
-    HumanVerdict,
     PriceTable,
     Problem,
     RecipeItem,
@@ -404,16 +403,10 @@ class Pipeline:
 
     def stage_export(self) -> None:
         # Without a reformat stage the verified teacher trace itself is the training text.
-        final, text_stage = ((Stage.REVERIFY, Stage.REFORMAT) if self.run.reformats
-                             else (Stage.VERIFY, Stage.GENERATE))
+        text_stage = Stage.REFORMAT if self.run.reformats else Stage.GENERATE
         # Human review overrides the verifier: a sample a reviewer rejected is left out; one
         # reviewers accepted against the verifier goes in when it has a text to export.
-        overrides = HumanVerdict.objects.export_overrides(self.run)
-        verified = set(self.samples.filter(stage=final, correct=True).values_list(
-            "problem_id", "sample_index"))
-        usable = set(self.samples.filter(stage=text_stage, correct=True).values_list(
-            "problem_id", "sample_index")) if any(overrides.values()) else set()
-        accepted = sorted(k for k in verified | usable if overrides.get(k, k in verified))
+        accepted = self.run.export_keys()
         system = self.run.system_prompt.text
 
         def rows() -> Iterator[dict]:
