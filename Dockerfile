@@ -9,7 +9,8 @@ COPY pyproject.toml constraints.txt requirements-data.txt README.md ./
 RUN pip install --no-cache-dir -c constraints.txt -e . \
     && pip install --no-cache-dir --no-deps -r requirements-data.txt
 COPY . .
-ENV SKYBOARD_VAR_DIR=/data STATIC_ROOT=/app/staticfiles
+# Hashed, compressed static files (WhiteNoise's compressed manifest storage, skyboard/settings.py).
+ENV SKYBOARD_VAR_DIR=/data STATIC_ROOT=/app/staticfiles SKYBOARD_STATIC_MANIFEST=1
 RUN SECRET_KEY=build python manage.py collectstatic --noinput
 EXPOSE 8000
 CMD ["gunicorn", "skyboard.wsgi", "-b", "0.0.0.0:8000", "-w", "4", "--threads", "4"]

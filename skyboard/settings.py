@@ -129,6 +129,20 @@ STATIC_ROOT = Path(env("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 # collectstatic into STATIC_ROOT.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
+# The demo (scripts/demo.sh) and the Docker image serve what collectstatic wrote with
+# SKYBOARD_STATIC_MANIFEST=1: content-hashed names cached for a year ("immutable"), gzip
+# copies (and brotli ones where the brotli module is installed) sent to browsers that accept
+# them. Without it (tests, a bare `manage.py runserver`) the plain storage serves the files
+# under their own names, so nothing has to be collected first.
+STATIC_MANIFEST = env_bool("SKYBOARD_STATIC_MANIFEST", False)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "skyboard.staticfiles.CompressedManifestStorage"
+        if STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
 
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 

@@ -372,3 +372,19 @@ def test_search_after_never_skips_or_repeats_whatever_the_budget():
                     # always stops there; PostgreSQL only when its index gives up).
                     if budget == 1 and connection.vendor == "sqlite":
                         assert partial >= problems.count() - len(expected)
+
+
+def test_empty_upload_error_matches_what_the_user_sees(users):
+    # An operator's form has no server path field: the error must not ask for one.
+    page = client_for(users["operator"]).get(reverse("dataset_list")).content.decode()
+    assert "server_path" not in page
+    resp = client_for(users["operator"]).post(reverse("dataset_import"),
+                                              {"name": "empty", "layout": "auto"})
+    body = resp.content.decode()
+    assert resp.status_code == 200 and "Choose a file to upload." in body
+    assert "server path" not in body and "server_path" not in body
+    # An admin sees the field, and the error names both ways.
+    resp = client_for(users["admin"]).post(reverse("dataset_import"),
+                                           {"name": "empty", "layout": "auto"})
+    assert b"Upload a file or give a server path" in resp.content
+    assert b'name="server_path"' in resp.content

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -198,3 +200,23 @@ def test_version_page_lists_the_chosen_problems(two_datasets, users):
     ids = {p.pk for p in page.context["problems"]} | {p.pk for p in rest.context["problems"]}
     assert ids == version.problem_ids()
     assert client.get(reverse("recipe_version", args=[recipe.pk, 9])).status_code == 404
+
+
+def test_new_recipe_page_flags_nothing_before_anything_was_typed(two_datasets, users):
+    client = client_for(users["operator"])
+    page = client.get(reverse("recipe_new")).content.decode()
+    assert "This field is required" not in page and "errorlist" not in page
+    # What the page's live preview posts on load: one untouched component row.
+    untouched = {
+        "name": "", "description": "", "contamination_threshold": "0.2",
+        "components-TOTAL_FORMS": "1", "components-INITIAL_FORMS": "0",
+        "components-MIN_NUM_FORMS": "1", "components-MAX_NUM_FORMS": "1000",
+        "components-0-seed": "0", "components-0-has_tests": "unknown",
+        "components-0-verify": "on",
+    }
+    body = client.post(reverse("recipe_preview"), untouched).json()
+    assert body == {"ok": False, "errors": []}
+    # Once the row is touched, what is missing is said.
+    body = client.post(reverse("recipe_preview"),
+                       dict(untouched, **{"components-0-count": "5"})).json()
+    assert not body["ok"] and "This field is required." in json.dumps(body["errors"])

@@ -281,3 +281,99 @@ def test_compare_draws_several_runs(users):
         (a.pk, [1, 2], [1.0, 0.5]),
         (b.pk, [1], [2.0]),
     ]
+
+
+# --- issue 15: what a new user meets on the training pages ---------------------------------
+
+
+def test_form_warns_when_a_training_set_overlaps_a_benchmark(users):
+    from tests.support.training import make_benchmark_over
+
+    dataset = make_sharegpt_dataset()
+    clean = make_sharegpt_dataset("clean-sharegpt")
+    Problem = type(dataset.problems.first())
+    for i, p in enumerate(clean.problems.order_by("id")):  # other problems, nothing in common
+        Problem.objects.filter(pk=p.pk).update(prompt=f"Spell the word number {i} backwards.")
+    make_benchmark_over(dataset, 3)
+    client = client_for(users["operator"])
+    # The preview says so as soon as the set is chosen, naming the benchmark and the count.
+    body = client.post(reverse("training_preview"),
+                       form_data(sources=[f"dataset:{dataset.pk}"])).json()
+    assert body["ok"], body
+    (warning,) = body["warnings"]
+    assert "tiny-sharegpt" in warning and "GSM8K" in warning and "3 of its 12" in warning
+    clean_body = client.post(reverse("training_preview"),
+                             form_data(sources=[f"dataset:{clean.pk}"])).json()
+    assert clean_body["ok"] and clean_body["warnings"] == []
+    # The form page shows it before launch (here prefilled from an earlier run's sets) ...
+    earlier = TrainingRun.objects.create(
+        name="earlier", config={"settings": {"model_name_or_path": "/m"},
+                                "sources": [f"dataset:{dataset.pk}"]})
+    page = client.get(reverse("training_new") + f"?from={earlier.pk}").content.decode()
+    assert 'id="overlap-warnings"' in page and "3 of its 12 problems overlap" in page
+    assert "the evaluation benchmark GSM8K" in page
+    # ... and the launch repeats it next to the run.
+    resp = client.post(reverse("training_new"), form_data(sources=[f"dataset:{dataset.pk}"]),
+                       follow=True)
+    assert "overlap the evaluation benchmark GSM8K" in resp.content.decode()
+
+
+def test_form_shows_no_errors_before_anything_was_typed(users):
+    client = client_for(users["operator"])
+    for query in ("", "?preset=cpu_demo", "?preset=sky_t1", "?from=999"):
+        page = client.get(reverse("training_new") + query).content.decode()
+        assert "This field is required" not in page and '<span class="failure">' not in page
+    # The page previews the form as it stands on load: no set chosen yet is a hint, not an error.
+    body = client.post(reverse("training_preview"), form_data()).json()
+    assert not body["ok"] and body["errors"] == {}
+    assert body["hint"] == "Choose a training set to see the generated files."
+    assert "This field is required" not in json.dumps(body)
+    # A real mistake is still reported.
+    body = client.post(reverse("training_preview"), form_data(cutoff_len="0")).json()
+    assert "cutoff_len" in body["errors"]
+
+
+def test_preview_names_the_run_folder_by_a_placeholder(users):
+    dataset = make_sharegpt_dataset()
+    body = client_for(users["operator"]).post(
+        reverse("training_preview"), form_data(sources=[f"dataset:{dataset.pk}"])).json()
+    assert body["ok"], body
+    text = json.dumps(body["files"])
+    assert "None" not in text
+    config = yaml.safe_load(body["files"]["config.yaml"])
+    assert config["output_dir"].endswith("/training-<id assigned at launch>/output")
+    info = json.loads(body["files"]["dataset_info.json"])
+    assert all("training-<id assigned at launch>/data/" in e["file_name"] for e in info.values())
+    page = client_for(users["operator"]).get(reverse("training_new")).content.decode()
+    assert "training-&lt;id assigned at launch&gt;" in page and "the id the launch assigns" in page
+
+
+def test_run_page_names_its_training_sets(users):
+    export = make_export(FIXTURES / "sharegpt_tiny.jsonl", name="gsm-export")
+    dataset = make_sharegpt_dataset("my-traces")
+    run = TrainingRun.objects.create(
+        name="labelled", config={"settings": {"model_name_or_path": "/m"},
+                                 "sources": [f"trainingset:{export.pk}", f"dataset:{dataset.pk}",
+                                             "dataset:98765"]})
+    page = client_for(users["viewer"]).get(run.get_absolute_url()).content.decode()
+    facts = page.split("<dt>Training sets</dt>")[1].split("</dd>")[0]
+    assert "gsm-export v1 (curation export)" in facts
+    assert "my-traces (ShareGPT dataset)" in facts
+    assert "dataset:98765 (deleted)" in facts
+    assert f"trainingset:{export.pk}" not in facts and f"dataset:{dataset.pk} " not in facts
+
+
+def test_run_page_links_each_checkpoint_to_its_evaluation(users):
+    from experiments.models import TrainingCheckpoint
+
+    run = make_run()
+    ckpt = TrainingCheckpoint.objects.create(run=run, step=6, path="/runs/x/checkpoint-6")
+    href = f"{reverse('evaluation_new')}?source=checkpoint&amp;checkpoint={ckpt.pk}"
+    page = client_for(users["operator"]).get(run.get_absolute_url()).content.decode()
+    assert f'href="{href}">Evaluate this checkpoint</a>' in page
+    # The live table the page redraws keeps the link (it needs the checkpoint's id).
+    live = client_for(users["operator"]).get(reverse("training_live", args=[run.pk])).json()
+    assert live["checkpoints"][0]["id"] == ckpt.pk
+    # Viewers cannot launch evaluations: no link.
+    viewer_page = client_for(users["viewer"]).get(run.get_absolute_url()).content.decode()
+    assert "Evaluate this checkpoint" not in viewer_page

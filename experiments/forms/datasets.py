@@ -46,8 +46,12 @@ class DatasetImportForm(forms.Form):
         choices=[("", "from the file")] + [(d, d) for d in DOMAINS],
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, allow_server_path: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
+        # Only admins see (and may use) the server path: the others' errors must not ask for it.
+        self.allow_server_path = allow_server_path
+        if not allow_server_path:
+            del self.fields["server_path"]
         for name in MAPPABLE_FIELDS:
             self.fields[f"map_{name}"] = forms.CharField(
                 required=False,
@@ -68,7 +72,15 @@ class DatasetImportForm(forms.Form):
     def clean(self):
         data = super().clean()
         has_file, has_path = bool(data.get("file")), bool(data.get("server_path"))
-        if has_file == has_path:
+        if not self.allow_server_path:
+            data["server_path"] = ""
+            if not has_file:
+                raise forms.ValidationError(
+                    "Only admins may import files from the server; upload the file."
+                    if str(self.data.get("server_path", "")).strip()
+                    else "Choose a file to upload."
+                )
+        elif has_file == has_path:
             raise forms.ValidationError("Upload a file or give a server path (one of the two).")
         path = data.get("server_path")
         if path:

@@ -8,10 +8,75 @@ from django import forms
 
 from distill.training import config as _tc
 from distill.training.config import ConfigError
-from experiments.models import TrainingRun
-from experiments.models.training import training_sources
+from experiments.models import Benchmark, Dataset, Problem, RecipeItem, TrainingRun
+from experiments.models.recipes import benchmark_index
+from experiments.models.training import SourceKind, _training_set_version_model, training_sources
 
 from .core import FieldsetsMixin
+
+# The preview renders the files before the run exists: its folder is named after the run id,
+# which the launch assigns.
+RUN_ID_PLACEHOLDER = "<id assigned at launch>"
+# As a recipe's default: a problem whose 13-grams are at least this share benchmark text.
+OVERLAP_THRESHOLD = 0.2
+
+
+def _source_prompts(value: str) -> tuple[str, list[str]]:
+    """(label, prompts) of a training source: an imported dataset's problems, or the problems
+    of the recipe version a curation export was made from (what its rows answer)."""
+    kind, _, pk = value.partition(":")
+    if not pk.isdigit():
+        return value, []
+    if kind == SourceKind.DATASET:
+        name = Dataset.objects.filter(pk=int(pk)).values_list("name", flat=True).first()
+        prompts = Problem.objects.filter(dataset_id=int(pk)).values_list("prompt", flat=True)
+        return (name or value), list(prompts)
+    model = _training_set_version_model()
+    if kind == SourceKind.TRAINING_SET and model is not None:
+        version = model.objects.select_related("training_set", "source_run").filter(pk=int(pk)).first()
+        if version is None or version.source_run is None:
+            return value, []
+        items = RecipeItem.objects.filter(version_id=version.source_run.recipe_version_id)
+        return str(version), list(items.values_list("problem__prompt", flat=True))
+    return value, []
+
+
+def benchmark_overlap(sources: list[str]) -> list[dict]:
+    """Which chosen training sets share problems with a benchmark registered in skyboard: one
+    {"source", "benchmark", "count", "total"} per (set, benchmark) with an overlap, by the
+    decontamination recipes use (word 13-grams against every benchmark set)."""
+    if not sources:
+        return []
+    index = benchmark_index()
+    if index is None:
+        return []
+    names: dict[str, list[str]] = {}
+    for dataset_name, bench_name in Benchmark.objects.values_list("dataset__name", "name"):
+        names.setdefault(dataset_name, []).append(bench_name)
+    out = []
+    for value in sources:
+        label, prompts = _source_prompts(value)
+        counts: dict[str, int] = {}
+        for prompt in prompts:
+            overlap = index.check(prompt)
+            if not overlap.contaminated or overlap.fraction < OVERLAP_THRESHOLD:
+                continue
+            for dataset_name in {item.rsplit(":", 1)[0] for item in overlap.item_ids}:
+                counts[dataset_name] = counts.get(dataset_name, 0) + 1
+        for dataset_name, count in sorted(counts.items()):
+            benchmark = ", ".join(sorted(names.get(dataset_name, []))) or dataset_name
+            out.append({"source": label, "benchmark": benchmark, "count": count,
+                        "total": len(prompts)})
+    return out
+
+
+def overlap_messages(sources: list[str]) -> list[str]:
+    return [
+        f"{w['source']}: {w['count']} of its {w['total']} problems overlap the evaluation "
+        f"benchmark {w['benchmark']}. A model trained on them scores higher on {w['benchmark']} "
+        "than it should; build the set from a recipe that excludes contaminated problems."
+        for w in benchmark_overlap(sources)
+    ]
 
 
 class TrainingRunForm(FieldsetsMixin, forms.Form):
@@ -130,9 +195,14 @@ class TrainingRunForm(FieldsetsMixin, forms.Form):
             return data
         run = TrainingRun(config={"settings": self.settings_data(), "sources": data["sources"]})
         try:
-            self.files = run.render_files()
+            files = run.render_files()
         except (ConfigError, LookupError, ValueError) as exc:
             raise forms.ValidationError(str(exc)) from None
+        # The run has no id yet: name its folder (and wandb run) by a placeholder, not "None".
+        self.files = {
+            name: text.replace("training-None", f"training-{RUN_ID_PLACEHOLDER}")
+            for name, text in files.items()
+        }
         return data
 
     def settings_data(self) -> dict:

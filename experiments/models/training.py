@@ -70,6 +70,21 @@ def training_sources() -> list[tuple[str, str]]:
     return choices
 
 
+def source_label(value: str) -> str:
+    """What a user calls a stored source ("trainingset:3"): the export's or dataset's name."""
+    kind, _, pk = value.partition(":")
+    if not pk.isdigit():
+        return value
+    if kind == SourceKind.TRAINING_SET:
+        model = _training_set_version_model()
+        version = model and model.objects.select_related("training_set").filter(pk=int(pk)).first()
+        return f"{version} (curation export)" if version else f"{value} (deleted)"
+    if kind == SourceKind.DATASET:
+        name = Dataset.objects.filter(pk=int(pk)).values_list("name", flat=True).first()
+        return f"{name} (ShareGPT dataset)" if name else f"{value} (deleted)"
+    return value
+
+
 def resolve_source(value: str, data_dir: Path) -> dict[str, Any]:
     """'kind:id' -> {"kind", "id", "name", "label", "file", "info"}; LookupError if it is gone.
 
@@ -230,6 +245,9 @@ class TrainingRun(QueuedRun):
         write the same files; the trainer's output_dir is the same path on every node.
         """
         return self.run_dir if rank == 0 else self.run_dir / f"node-{rank}"
+
+    def source_labels(self) -> list[str]:
+        return [source_label(v) for v in self.config.get("sources", [])]
 
     def sources(self, data_dir: Path | None = None) -> list[dict[str, Any]]:
         data_dir = self.run_dir / "data" if data_dir is None else data_dir
@@ -577,6 +595,7 @@ class TrainingCheckpoint(models.Model):
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "id": self.pk,
             "step": self.step,
             "path": self.path,
             "size_bytes": self.size_bytes,

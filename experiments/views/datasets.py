@@ -61,9 +61,8 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @require_role(Role.OPERATOR)
 def dataset_import(request: HttpRequest) -> HttpResponse:
-    form = DatasetImportForm(request.POST, request.FILES)
-    if form.is_valid() and form.cleaned_data["server_path"] and role_of(request.user) < Role.ADMIN:
-        form.add_error(None, "Only admins may import files from the server; upload the file.")
+    is_admin = (role_of(request.user) or 0) >= Role.ADMIN
+    form = DatasetImportForm(request.POST, request.FILES, allow_server_path=is_admin)
     if not form.is_valid():
         return render(
             request,

@@ -102,8 +102,12 @@ def recipe_preview(request: HttpRequest) -> JsonResponse:
     """Live preview of the recipe being edited: counts by component, source and domain."""
     formset = component_formset(request.POST, instance=Recipe())
     if not formset.is_valid():
-        errors = [e for e in formset.errors if e] + (
-            [{"__all__": formset.non_form_errors()}] if formset.non_form_errors() else []
+        # Rows the user has not touched yet are incomplete, not wrong: no "This field is
+        # required" before anything was typed.
+        touched = [f for f in formset.forms if f.has_changed()]
+        errors = [f.errors for f in touched if f.errors] + (
+            [{"__all__": formset.non_form_errors()}]
+            if formset.non_form_errors() and touched else []
         )
         return JsonResponse({"ok": False, "errors": errors})
     spec = {"components": [c.spec() for c in _components(formset)]}

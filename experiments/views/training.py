@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from experiments.forms import TrainingCompareForm, TrainingRunForm
+from experiments.forms.training import RUN_ID_PLACEHOLDER, overlap_messages
 from experiments.models import TrainingMetric, TrainingRun
 from experiments.models.training import RUN_FILES, presets
 from experiments.roles import Role
@@ -46,12 +47,19 @@ def _form_initial(request: HttpRequest) -> dict:
 def training_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = TrainingRunForm(request.POST)
+        sources = request.POST.getlist("sources")
         if form.is_valid():
             run = TrainingRun.launch(user=request.user, **form.run_fields())
             messages.success(request, "Training run queued on the gpu queue.")
+            for warning in overlap_messages(sources):
+                messages.warning(request, warning)
             return redirect(run)
     else:
-        form = TrainingRunForm(initial=_form_initial(request))
+        # Unbound, even with a preset or an earlier run's settings: nothing was typed yet, so
+        # nothing is flagged as missing.
+        initial = _form_initial(request)
+        form = TrainingRunForm(initial=initial)
+        sources = initial.get("sources", [])
     return render(
         request,
         "experiments/training/new.html",
@@ -59,6 +67,8 @@ def training_new(request: HttpRequest) -> HttpResponse:
             "form": form,
             "presets": presets(),
             "price": settings.GPU_HOUR_PRICE_USD,
+            "overlap": overlap_messages(sources),
+            "run_id_placeholder": RUN_ID_PLACEHOLDER,
         },
     )
 
@@ -68,9 +78,18 @@ def training_new(request: HttpRequest) -> HttpResponse:
 def training_preview(request: HttpRequest) -> JsonResponse:
     """The files a launch would write, and the effective batch, for the form as it stands."""
     form = TrainingRunForm(request.POST, for_launch=False)
+    sources = request.POST.getlist("sources")
+    warnings = overlap_messages(sources)
     if not form.is_valid():
-        return JsonResponse({"ok": False, "errors": form.errors.get_json_data()})
-    return JsonResponse({"ok": True, "effective_batch": form.effective_batch, "files": form.files})
+        errors = form.errors.get_json_data()
+        hint = ""
+        if not sources:
+            # Not an error yet: the page asks for the one thing the files cannot do without.
+            errors.pop("sources", None)
+            hint = "Choose a training set to see the generated files."
+        return JsonResponse({"ok": False, "errors": errors, "hint": hint, "warnings": warnings})
+    return JsonResponse({"ok": True, "effective_batch": form.effective_batch, "files": form.files,
+                         "warnings": warnings})
 
 
 @require_GET
@@ -86,6 +105,7 @@ def training_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "files": [(name, run.files[name]) for name in RUN_FILES if name in run.files],
             "config_json": json.dumps(run.config, indent=2, sort_keys=True),
             "checkpoints": run.checkpoints.order_by("step", "is_final"),
+            "sources": run.source_labels(),
             "nodes": run.node_rows(),
             "price": settings.GPU_HOUR_PRICE_USD,
         },

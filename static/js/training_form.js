@@ -44,6 +44,18 @@
     if (!dsEdited) dsText.value = files["deepspeed.json"] || "";
   }
 
+  // Training sets that overlap an evaluation benchmark: above the form and on the preview.
+  function warn(list) {
+    var box = document.getElementById("overlap-warnings"), ul = document.getElementById("overlap-list");
+    var side = document.getElementById("preview-warnings");
+    ul.replaceChildren(); side.replaceChildren();
+    list.forEach(function (w) {
+      var li = document.createElement("li"); li.textContent = w; ul.appendChild(li);
+      var line = document.createElement("div"); line.textContent = "Benchmark overlap: " + w; side.appendChild(line);
+    });
+    box.hidden = side.hidden = !list.length;
+  }
+
   function preview() {
     var mine = ++seq;
     var data = new FormData(form);
@@ -56,7 +68,10 @@
       if (mine !== seq) return;  // a newer edit is already on its way
       var errors = document.getElementById("preview-errors");
       errors.textContent = "";
-      document.getElementById("preview-state").textContent = res.ok ? "" : "(fix the form)";
+      warn(res.warnings || []);
+      document.getElementById("preview-hint").textContent = res.hint || "";
+      var hintOnly = !res.ok && res.hint && !Object.keys(res.errors).length;
+      document.getElementById("preview-state").textContent = res.ok || hintOnly ? "" : "(fix the form)";
       if (res.ok) { show(res.files); return; }
       Object.keys(res.errors).forEach(function (field) {
         res.errors[field].forEach(function (e) {

@@ -19,7 +19,8 @@
   }
 
   function checkpoints(list) {
-    var tbody = document.querySelector("#checkpoints tbody");
+    var table = document.getElementById("checkpoints"), tbody = table.querySelector("tbody");
+    var evaluate = table.dataset.evaluate;  // operators: a link to evaluate each checkpoint
     if (!list.length) return;
     var rows = document.createDocumentFragment();
     list.forEach(function (c) {
@@ -30,6 +31,13 @@
         else td.textContent = v;
         tr.appendChild(td);
       });
+      var td = document.createElement("td");
+      if (evaluate && c.id != null) {
+        var a = document.createElement("a");
+        a.className = "evaluate-checkpoint"; a.href = evaluate + c.id; a.textContent = "Evaluate this checkpoint";
+        td.appendChild(a);
+      }
+      tr.appendChild(td);
       rows.appendChild(tr);
     });
     tbody.replaceChildren(rows);

@@ -115,3 +115,16 @@ def trainer_processes(run_dir: Path) -> list[int]:
             if stat[stat.rindex(")") + 2] != "Z":
                 found.append(int(entry.name))
     return found
+
+
+def make_benchmark_over(dataset: Dataset, count: int, slug: str = "gsm8k"):
+    """A registered benchmark whose first ``count`` items are ``dataset``'s first prompts (a
+    training set that holds a benchmark's problems)."""
+    from experiments.models import Benchmark
+
+    bench_set = Dataset.objects.create(name=f"bench-{slug}", layout="gsm8k", ready=True)
+    for i, prompt in enumerate(dataset.problems.order_by("id").values_list("prompt", flat=True)[:count]):
+        Problem.objects.create(dataset=bench_set, row=i, domain="math", source="fixture",
+                               prompt=prompt, answer="1", external_id=f"b{i}",
+                               content_hash=f"bench{i}".ljust(64, "0"))
+    return Benchmark.objects.register(slug, bench_set)

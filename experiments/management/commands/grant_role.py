@@ -13,7 +13,9 @@ class Command(BaseCommand):
         parser.add_argument("username")
         parser.add_argument("role", choices=list(GROUP_NAMES.values()))
         parser.add_argument("--create", action="store_true", help="create the user if missing")
-        parser.add_argument("--password", help="set this password (with --create)")
+        parser.add_argument(
+            "--password", help="set this password (required with --create for a new user)"
+        )
 
     def handle(self, *args, username: str, role: str, create: bool, password: str | None, **kw):
         try:
@@ -21,7 +23,16 @@ class Command(BaseCommand):
         except User.DoesNotExist:
             if not create:
                 raise CommandError(f"no user {username!r} (use --create to make one)") from None
+            if not password:
+                # create_user without a password makes an account nobody can log in to.
+                raise CommandError(
+                    f"no user {username!r}: give --password to create one that can log in"
+                ) from None
             user = User.objects.create_user(username=username, password=password)
+        else:
+            if password:
+                user.set_password(password)
+                user.save(update_fields=["password"])
         # One role at a time: roles are ordered, so the highest group would win anyway, and a
         # demotion must actually take the higher role away.
         user.groups.remove(*Group.objects.filter(name__in=GROUP_NAMES.values()))
@@ -29,4 +40,4 @@ class Command(BaseCommand):
         is_admin = role == "admin"
         user.is_staff = user.is_superuser = is_admin
         user.save(update_fields=["is_staff", "is_superuser"])
-        self.stdout.write(f"{username}: {role}")
+        self.stdout.write(f"{username}: {role}" + (" (password set)" if password else ""))
