@@ -305,6 +305,10 @@ def test_form_warns_when_a_training_set_overlaps_a_benchmark(users):
     clean_body = client.post(reverse("training_preview"),
                              form_data(sources=[f"dataset:{clean.pk}"])).json()
     assert clean_body["ok"] and clean_body["warnings"] == []
+    # Edits that keep the chosen sets do not read them again (the page keeps its warning).
+    again = client.post(reverse("training_preview"),
+                        form_data(sources=[f"dataset:{dataset.pk}"], overlap="0")).json()
+    assert again["ok"] and again["warnings"] is None
     # The form page shows it before launch (here prefilled from an earlier run's sets) ...
     earlier = TrainingRun.objects.create(
         name="earlier", config={"settings": {"model_name_or_path": "/m"},

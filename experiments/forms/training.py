@@ -55,19 +55,23 @@ def benchmark_overlap(sources: list[str]) -> list[dict]:
         names.setdefault(dataset_name, []).append(bench_name)
     out = []
     for value in sources:
-        label, prompts = _source_prompts(value)
-        counts: dict[str, int] = {}
-        for prompt in prompts:
-            overlap = index.check(prompt)
-            if not overlap.contaminated or overlap.fraction < OVERLAP_THRESHOLD:
-                continue
-            for dataset_name in {item.rsplit(":", 1)[0] for item in overlap.item_ids}:
-                counts[dataset_name] = counts.get(dataset_name, 0) + 1
-        for dataset_name, count in sorted(counts.items()):
+        for dataset_name, count, total, label in _overlap_of(value, index):
             benchmark = ", ".join(sorted(names.get(dataset_name, []))) or dataset_name
-            out.append({"source": label, "benchmark": benchmark, "count": count,
-                        "total": len(prompts)})
+            out.append({"source": label, "benchmark": benchmark, "count": count, "total": total})
     return out
+
+
+def _overlap_of(value: str, index) -> list[tuple[str, int, int, str]]:
+    """(benchmark set, overlapping problems, problems, source label) for one training source."""
+    label, prompts = _source_prompts(value)
+    counts: dict[str, int] = {}
+    for prompt in prompts if index is not None else ():
+        overlap = index.check(prompt)
+        if not overlap.contaminated or overlap.fraction < OVERLAP_THRESHOLD:
+            continue
+        for dataset_name in {item.rsplit(":", 1)[0] for item in overlap.item_ids}:
+            counts[dataset_name] = counts.get(dataset_name, 0) + 1
+    return [(name, count, len(prompts), label) for name, count in sorted(counts.items())]
 
 
 def overlap_messages(sources: list[str]) -> list[str]:

@@ -7,7 +7,7 @@
   var presets = JSON.parse(document.getElementById("training-presets").textContent);
   var dsText = form.elements.deepspeed_json;
   var dsEdited = dsText.value.trim() !== "";
-  var timer = null, seq = 0;
+  var timer = null, seq = 0, checkedSources = null;
 
   function num(name) { var v = parseInt(form.elements[name].value, 10); return isNaN(v) ? null : v; }
 
@@ -60,6 +60,9 @@
     var mine = ++seq;
     var data = new FormData(form);
     if (!dsEdited) data.set("deepspeed_json", "");
+    // The benchmark-overlap check reads the chosen sets: only when they changed.
+    var chosen = data.getAll("sources").join(",");
+    data.set("overlap", chosen === checkedSources ? "0" : "1");
     document.getElementById("preview-state").textContent = "updating…";
     fetch(form.dataset.preview, {
       method: "POST", body: data, credentials: "same-origin",
@@ -68,7 +71,7 @@
       if (mine !== seq) return;  // a newer edit is already on its way
       var errors = document.getElementById("preview-errors");
       errors.textContent = "";
-      warn(res.warnings || []);
+      if (res.warnings) { warn(res.warnings); checkedSources = chosen; }
       document.getElementById("preview-hint").textContent = res.hint || "";
       var hintOnly = !res.ok && res.hint && !Object.keys(res.errors).length;
       document.getElementById("preview-state").textContent = res.ok || hintOnly ? "" : "(fix the form)";
