@@ -2,6 +2,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import views
+from .views import curation as curation_views
+from .views import evaluation as evaluation_views
 
 urlpatterns = [
     path("", views.overview, name="overview"),
@@ -37,6 +39,7 @@ urlpatterns = [
     path("evaluation/", views.evaluation_home, name="evaluation_home"),
     path("evaluation/new", views.evaluation_new, name="evaluation_new"),
     path("evaluation/compare", views.evaluation_compare, name="evaluation_compare"),
+    path("evaluation/import", evaluation_views.evaluation_import, name="evaluation_import"),
     path("evaluation/<int:pk>/", views.evaluation_detail, name="evaluation_detail"),
     path("evaluation/<int:pk>/<slug:slug>/samples", views.evaluation_samples,
          name="evaluation_samples"),
@@ -48,6 +51,7 @@ urlpatterns = [
     path("evaluation/regressions/", views.regression_list, name="evaluation_regressions"),
     path("evaluation/regressions.atom", views.regression_feed, name="evaluation_feed"),
     path("curation/new", views.curation_new, name="curation_new"),
+    path("curation/import", curation_views.curation_import, name="curation_import"),
     path("curation/prompts/", views.curation_prompts, name="curation_prompts"),
     path("curation/prompts/new", views.curation_prompt_new, name="curation_prompt_new"),
     path("curation/prices/", views.curation_prices, name="curation_prices"),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+
 from django import forms
 from django.conf import settings
 from django.utils import timezone
 
+from distill.curation.traces import FORMATS as TRACE_FORMATS
 from experiments.models import PriceTable, PromptVersion, RecipeVersion
 from experiments.models.curation import LOCAL_BACKENDS
 
@@ -30,6 +33,19 @@ DEFAULT_MAX_TOKENS = 1024
 def is_demo_model(model: str) -> bool:
     """True for the local demo model (``DEMO_MODEL_DIR``), by path."""
     return bool(model) and model.rstrip("/") == str(settings.DEMO_MODEL_DIR).rstrip("/")
+
+
+def demo_reformat_limits(field: forms.IntegerField) -> None:
+    """The reformat max tokens field starts at the demo's limit, and says why, when the
+    reformatter is the local demo model (OPENAI_MODEL, as scripts/demo.sh sets it)."""
+    if is_demo_model(settings.OPENAI_MODEL):
+        field.initial = DEMO_REFORMAT_MAX_TOKENS
+        field.help_text = (
+            f"Default {DEMO_REFORMAT_MAX_TOKENS}: the reformatter is the local demo model "
+            f"(transformers serve on the CPU, ~13 tokens/s), which may not stop by itself: "
+            f"at 16384 one sample took over 15 minutes; {DEMO_REFORMAT_MAX_TOKENS} fits "
+            f"its ~128-token traces, so the run finishes in a few minutes. With a real "
+            f"reformatter use Sky-T1's {SKYT1_REFORMAT_MAX_TOKENS}.")
 
 
 class CurationRunForm(FieldsetsMixin, forms.Form):
@@ -133,14 +149,7 @@ class CurationRunForm(FieldsetsMixin, forms.Form):
                 f"Default {DEMO_MAX_TOKENS} for the demo model (SmolLM2-135M on the CPU: its "
                 f"traces are short, and longer limits only make it ramble); "
                 f"{DEFAULT_MAX_TOKENS} for other models. Sky-T1 used 16384 with QwQ-32B.")
-        if is_demo_model(settings.OPENAI_MODEL):
-            f["reformat_max_tokens"].initial = DEMO_REFORMAT_MAX_TOKENS
-            f["reformat_max_tokens"].help_text = (
-                f"Default {DEMO_REFORMAT_MAX_TOKENS}: the reformatter is the local demo model "
-                f"(transformers serve on the CPU, ~13 tokens/s), which may not stop by itself: "
-                f"at 16384 one sample took over 15 minutes; {DEMO_REFORMAT_MAX_TOKENS} fits "
-                f"its ~128-token traces, so the run finishes in a few minutes. With a real "
-                f"reformatter use Sky-T1's {SKYT1_REFORMAT_MAX_TOKENS}.")
+        demo_reformat_limits(f["reformat_max_tokens"])
 
     def config(self) -> dict:
         d = self.cleaned_data
@@ -177,6 +186,159 @@ class CurationRunForm(FieldsetsMixin, forms.Form):
             "convert_prompt": d["convert_prompt"],
             "config": self.config(),
         }
+
+
+class CurationImportForm(FieldsetsMixin, forms.Form):
+    """Bring your own traces: generations made elsewhere (SkyThought's result JSON, an OpenAI
+    batch output file, JSONL of prompt/response) become a curation run that starts at
+    verification. The file is read and matched here, whole: a malformed line or a generation
+    that matches no problem is an error naming its line, and nothing is written."""
+
+    FIELDSETS = (
+        ("Generations", ("file", "format", "model_name")),
+        ("Problems", ("recipe_version", "new_dataset", "domain")),
+        ("Run", ("name", "training_set", "system_prompt", "convert_prompt")),
+        ("Reformatter (OpenAI-compatible)", ("reformat_enabled", "reformat_model",
+                                             "reformat_base_url", "reformat_max_tokens",
+                                             "reformat_concurrency")),
+    )
+
+    file = forms.FileField(help_text="SkyThought results JSON, OpenAI batch output JSONL, or "
+                           "JSONL with prompt and response per line.")
+    format = forms.ChoiceField(choices=[("auto", "detect from the file")] + [
+        (k, v) for k, v in TRACE_FORMATS.items()], initial="auto")
+    model_name = forms.CharField(
+        max_length=300, required=False, label="Model that generated them",
+        help_text="Recorded on every sample whose line names no model.")
+    recipe_version = forms.ModelChoiceField(
+        queryset=None, required=False, label="Match to a recipe version",
+        help_text="Each generation is matched to the version's problems by id (a problem's "
+        "external id) or by prompt.")
+    new_dataset = forms.CharField(
+        max_length=200, required=False, label="…or import as a new dataset",
+        help_text="Name of a new dataset made of the generations' prompts (and answers, when "
+        "the file carries them).")
+    domain = forms.ChoiceField(choices=[("math", "math"), ("code", "code"),
+                                        ("science", "science"), ("puzzle", "puzzle")],
+                               initial="math", help_text="The new dataset's domain.")
+    name = forms.CharField(max_length=200, required=False)
+    training_set = forms.CharField(max_length=200, required=False,
+                                   help_text="Blank: <recipe>-curated.")
+    system_prompt = forms.ModelChoiceField(queryset=None, help_text="Written into the export.")
+    convert_prompt = forms.ModelChoiceField(queryset=None, label="Reformat prompt")
+    MAX_BYTES = 512 * 1024 * 1024
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        defaults = PromptVersion.objects.ensure_defaults()
+        self.fields["recipe_version"].queryset = RecipeVersion.objects.select_related(
+            "recipe").order_by("-created_at")
+        for field, kind in (("system_prompt", "system"), ("convert_prompt", "convert")):
+            self.fields[field].queryset = PromptVersion.objects.of_kind(kind)
+            self.fields[field].initial = PromptVersion.objects.latest_of(kind) or defaults[kind]
+        # The reformatter's fields and demo limits are the launch form's.
+        for name in self.FIELDSETS[-1][1]:
+            self.fields[name] = copy.deepcopy(CurationRunForm.base_fields[name])
+        demo_reformat_limits(self.fields["reformat_max_tokens"])
+        self.traces: list = []
+        self.problem_ids: list = []
+        self.fmt = ""
+
+    def clean_new_dataset(self):
+        from experiments.models import Dataset
+
+        name = (self.cleaned_data.get("new_dataset") or "").strip()
+        if name and Dataset.objects.filter(name=name).exists():
+            raise forms.ValidationError(f"A dataset named {name!r} exists already.")
+        return name
+
+    def clean(self):
+        from distill.curation.traces import TraceFormatError
+
+        d = super().clean()
+        version, new = d.get("recipe_version"), d.get("new_dataset")
+        if bool(version) == bool(new):
+            raise forms.ValidationError("Choose a recipe version to match the generations to, "
+                                        "or name a new dataset (one of the two).")
+        upload = d.get("file")
+        if upload is None or self.errors:
+            return d
+        if upload.size > self.MAX_BYTES:
+            self.add_error("file", f"The file is {upload.size} bytes; at most {self.MAX_BYTES}.")
+            return d
+        try:
+            self.fmt, self.traces, self.problem_ids = read_traces(
+                upload.read(), d.get("format") or "auto", version=version)
+        except TraceFormatError as e:
+            self.add_error("file", f"{upload.name}: {e}")
+        return d
+
+    def run_fields(self) -> dict:
+        """The run's fields for ``CurationRun.launch``: it starts at verify, with the file's
+        generations as its generate rows."""
+        d = self.cleaned_data
+        return imported_run_fields(
+            self.traces, self.problem_ids, fmt=self.fmt, file_name=d["file"].name,
+            version=d.get("recipe_version"),
+            new_dataset={"name": d["new_dataset"], "domain": d["domain"]}
+            if d.get("new_dataset") else None,
+            model=d.get("model_name") or "", name=d.get("name") or "",
+            system_prompt=d["system_prompt"], convert_prompt=d["convert_prompt"],
+            training_set=d.get("training_set") or "",
+            reformat={"enabled": d["reformat_enabled"], "model": d.get("reformat_model") or "",
+                      "base_url": d.get("reformat_base_url") or "",
+                      "max_tokens": d["reformat_max_tokens"],
+                      "concurrency": d["reformat_concurrency"], "client": "openai"})
+
+
+def read_traces(data: bytes, fmt: str = "auto", *, version=None) -> tuple[str, list, list]:
+    """Parse a file of generations and match it to ``version``'s problems (or, without a
+    version, to new problems): (format, traces, problem id or None per trace). Raises
+    ``TraceFormatError`` naming the line of the first problem."""
+    from distill.curation.traces import Candidate, match_traces, parse_traces
+    from experiments.models import Problem
+
+    fmt, traces = parse_traces(data, fmt)
+    candidates = [] if version is None else [
+        Candidate(pk, ext or "", prompt) for pk, ext, prompt in Problem.objects.filter(
+            pk__in=version.items.values("problem_id")).values_list(
+            "pk", "external_id", "prompt")]
+    return fmt, traces, match_traces(traces, candidates, allow_new=version is None)
+
+
+def imported_run_fields(traces: list, problem_ids: list, *, fmt: str, file_name: str,
+                        version=None, new_dataset: dict | None = None, model: str = "",
+                        name: str = "", system_prompt=None, convert_prompt=None,
+                        training_set: str = "", reformat: dict | None = None) -> dict:
+    """``CurationRun.launch`` fields of a run over imported generations (the upload form and
+    ``manage.py import_champ_traces`` both launch through this)."""
+    from collections import Counter
+
+    defaults = PromptVersion.objects.ensure_defaults()
+    models_seen = Counter(t.model or model for t in traces)
+    top_model = models_seen.most_common(1)[0][0] if models_seen else model
+    return {
+        "name": name or f"import {file_name}",
+        "recipe_version": version,
+        "start_stage": "verify",
+        "system_prompt": system_prompt or PromptVersion.objects.latest_of("system")
+        or defaults["system"],
+        "template": PromptVersion.objects.latest_of("template") or defaults["template"],
+        "convert_prompt": convert_prompt or PromptVersion.objects.latest_of("convert")
+        or defaults["convert"],
+        "config": {
+            "backend": "import", "model": top_model, "base_url": "", "n": 1,
+            "sampling": {}, "chunk_size": 64,
+            "reformat": reformat or {"enabled": False},
+            "training_set": training_set,
+            "imported": {"file": file_name, "format": fmt, "rows": len(traces),
+                         "model": model, "models": dict(models_seen.most_common(20)),
+                         "matched": sum(pid is not None for pid in problem_ids)},
+        },
+        "traces": traces,
+        "problem_ids": problem_ids,
+        "new_dataset": new_dataset and {**new_dataset, "origin": file_name},
+    }
 
 
 class CurationRerunForm(forms.Form):

@@ -12,6 +12,8 @@ is one GROUP BY over (stage, correct) and the failure breakdown one over (stage,
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from django.conf import settings
@@ -106,6 +108,23 @@ class CurationRun(QueuedRun):
 
     def get_absolute_url(self) -> str:
         return reverse("curation_detail", args=[self.pk])
+
+    @classmethod
+    def new(cls, *, traces=None, problem_ids=None, new_dataset=None, **fields):
+        """An imported run ("bring your own traces") is launched like any other, with its
+        generations: ``traces`` (``distill.curation.traces.Trace``), the problem each belongs
+        to (``problem_ids``, None for a new problem) and, for problems not in the database,
+        ``new_dataset`` ({"name", "domain", "origin"}). ``on_launch`` stores them as the run's
+        ``generate`` rows in the launch transaction; the run starts at ``verify``."""
+        run = super().new(**fields)
+        run._import = (traces, problem_ids, new_dataset) if traces else None
+        return run
+
+    def on_launch(self) -> None:
+        pending = getattr(self, "_import", None)
+        if pending:
+            self._import = None
+            store_imported(self, *pending)
 
     def default_queue(self) -> str:
         return "gpu" if self.config.get("backend") in LOCAL_BACKENDS else "api"
@@ -517,3 +536,81 @@ class TrainingSetVersion(models.Model):
     @property
     def dataset_dir(self) -> str:
         return str(Path(self.path).parent)
+
+
+# --- imported generations ("bring your own traces") ----------------------------------------------
+
+
+def store_imported(run: CurationRun, traces: list, problem_ids: list, new_dataset: dict | None):
+    """The run's ``generate`` rows from generations made elsewhere (inside the launch
+    transaction): each records its file, line, format and the source's model name. Traces
+    without a problem (``problem_ids`` None) become the problems of ``new_dataset``, with a
+    one-component recipe version over them that the run then uses."""
+    from distill.curation.traces import prompt_key
+    from distill.datasets.hashing import content_hash
+
+    from .datasets import Dataset, Problem
+    from .recipes import Recipe, RecipeItem, RecipeVersion
+
+    info = run.imports
+    ids = list(problem_ids)
+    if new_dataset is not None:
+        domain = new_dataset.get("domain") or "math"
+        dataset = Dataset.objects.create(
+            name=new_dataset["name"], layout="traces", ready=True, created_by=run.launched_by,
+            origin=new_dataset.get("origin") or info.get("file", ""),
+            description=f"Problems of the generations imported by curation run {run.pk}.")
+        made: dict[str, Problem] = {}
+        for i, t in enumerate(traces):
+            if ids[i] is not None:
+                continue
+            key = f"id:{t.id}" if t.id else f"prompt:{prompt_key(t.prompt)}"
+            if key not in made:
+                made[key] = Problem.objects.create(
+                    dataset=dataset, row=len(made), domain=domain, source=dataset.name,
+                    prompt=t.prompt, answer=t.answer, external_id=t.id[:200],
+                    content_hash=content_hash({"domain": domain, "prompt": t.prompt}),
+                    raw={"imported_from": info.get("file", ""), "line": t.line})
+            ids[i] = made[key].pk
+        dataset.problem_count = len(made)
+        dataset.save(update_fields=["problem_count"])
+        if run.recipe_version_id is None:
+            recipe = Recipe.objects.create(
+                name=f"{dataset.name} (imported)"[:200], created_by=run.launched_by,
+                description=f"The problems of {info.get('file', 'an imported file')}.")
+            order = list(dict.fromkeys(ids))
+            version = RecipeVersion.objects.create(
+                recipe=recipe, number=1, problem_count=len(order), created_by=run.launched_by,
+                spec={"components": [{"dataset": dataset.pk, "title": dataset.name,
+                                      "imported": True}]},
+                fingerprint=hashlib.sha256(json.dumps(order).encode()).hexdigest(),
+                composition={"source": {dataset.name: len(order)}, "domain": {domain: len(order)}})
+            RecipeItem.objects.bulk_create([RecipeItem(version=version, problem_id=pid,
+                                                       component=0, position=i)
+                                            for i, pid in enumerate(order)])
+            run.recipe_version = version
+            type(run).objects.filter(pk=run.pk).update(recipe_version=version)
+    prompts = dict(Problem.objects.filter(pk__in=set(ids)).values_list("pk", "prompt"))
+    per_problem: dict[int, int] = {}
+    rows = []
+    for t, pid in zip(traces, ids, strict=True):
+        index = per_problem.get(pid, 0)
+        per_problem[pid] = index + 1
+        rows.append(Sample(
+            run=run, problem_id=pid, sample_index=index, stage=Stage.GENERATE,
+            attempt=run.attempt, text=t.response if t.ok else "",
+            messages=[{"role": "user", "content": t.prompt or prompts[pid]}],
+            finish_reason=t.finish_reason, prompt_tokens=t.prompt_tokens,
+            completion_tokens=t.completion_tokens, backend=f"import:{info.get('format', '')}",
+            model_name=(t.model or info.get("model") or "")[:300], correct=t.ok,
+            reason="" if t.ok else f"error:{(t.error or {}).get('status') or 'batch'}"[:60],
+            error=t.error,
+            detail={"imported": {"file": info.get("file", ""), "line": t.line,
+                                 "format": info.get("format", ""), "id": t.id,
+                                 "model": t.model, **t.extra}}))
+    for start in range(0, len(rows), 1000):
+        Sample.objects.bulk_create(rows[start:start + 1000])
+    n = max(per_problem.values(), default=1)
+    if run.config.get("n") != n:
+        run.config = {**run.config, "n": n}
+        type(run).objects.filter(pk=run.pk).update(config=run.config)

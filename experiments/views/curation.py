@@ -21,6 +21,7 @@ from experiments.forms import (
     PromptVersionForm,
     SampleFilterForm,
 )
+from experiments.forms.curation import CurationImportForm
 from experiments.models import (
     FUNNEL_LABELS,
     PIPELINE,
@@ -45,6 +46,20 @@ def _get_run(pk: int) -> CurationRun:
         CurationRun.objects.select_related("recipe_version__recipe", "launched_by", "parent",
                                            "system_prompt", "template", "convert_prompt"),
         pk=pk)
+
+
+@require_http_methods(["GET", "POST"])
+@require_role(Role.OPERATOR)
+def curation_import(request: HttpRequest) -> HttpResponse:
+    """Bring your own traces: a file of generations becomes a run that starts at verify."""
+    form = CurationImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        run = CurationRun.launch(user=request.user, **form.run_fields())
+        messages.success(request, f"Imported {len(form.traces)} generations from "
+                                  f"{form.cleaned_data['file'].name}; the run starts at "
+                                  f"verification on the {run.queue} queue.")
+        return redirect(run)
+    return render(request, "experiments/curation/import.html", {"form": form})
 
 
 @require_http_methods(["GET", "POST"])
