@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import zoneinfo
 
 from django import forms
 from django.conf import settings
 
+from distill.evaluation.imports import TraceFileError
+from distill.evaluation.imports import parse as parse_outputs
 from experiments.models import Benchmark, EvaluationSchedule, TrainingCheckpoint
 
 DEMO_MODEL_NAME = "SmolLM2-135M-Instruct"
@@ -106,6 +109,53 @@ class EvaluationForm(forms.Form):
             "overrides": {k: d.get(k) for k in ("n", "temperature", "top_p", "max_tokens")},
             "name": d.get("name") or "",
         }
+
+
+class EvaluationImportForm(forms.Form):
+    """Bring your own traces: evaluation outputs generated elsewhere (SkyThought's result JSON,
+    or JSONL of problem id / prompt / response), scored by skyboard against a benchmark."""
+
+    MAX_BYTES = 64 * 1024 * 1024
+    FORMATS = [("auto", "detect"), ("skythought", "SkyThought result JSON"),
+               ("jsonl", "JSONL: problem_id, prompt, response")]
+
+    file = forms.FileField(help_text="SkyThought's results JSON, or JSONL with one response "
+                                     "per line (problem_id, prompt, response)")
+    format = forms.ChoiceField(choices=FORMATS, initial="auto")
+    benchmark = forms.ModelChoiceField(
+        queryset=None, help_text="problems are matched by id (the problem's external id) or by "
+                                 "their exact text")
+    model_name = forms.CharField(max_length=300, help_text="label on charts and in Compare")
+    name = forms.CharField(max_length=200, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["benchmark"].queryset = Benchmark.objects.usable()
+
+    def clean(self):
+        data = super().clean()
+        upload = data.get("file")
+        if upload is None:
+            return data
+        if upload.size > self.MAX_BYTES:
+            self.add_error("file", f"File: {upload.size:,} bytes; at most "
+                                   f"{self.MAX_BYTES:,} are imported at once.")
+            return data
+        raw = upload.read()
+        try:
+            fmt, responses = parse_outputs(raw, data.get("format") or "auto")
+        except TraceFileError as exc:
+            self.add_error("file", f"{upload.name}: {exc}. Nothing was imported.")
+            return data
+        data["imported"] = {"responses": responses, "format": fmt, "file": upload.name,
+                            "sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)}
+        return data
+
+    def run_fields(self) -> dict:
+        """What ``EvaluationRun.launch`` takes: one benchmark and the parsed responses."""
+        d = self.cleaned_data
+        return {"benchmarks": [d["benchmark"]], "imported": d["imported"],
+                "model_name": d["model_name"], "name": d.get("name") or ""}
 
 
 class EvaluationScheduleForm(forms.ModelForm):

@@ -190,6 +190,7 @@ class Source(models.TextChoices):
     CHECKPOINT = "checkpoint", "training checkpoint"
     MODEL = "model", "model path"
     ENDPOINT = "endpoint", "OpenAI-compatible endpoint"
+    IMPORT = "import", "imported responses"
 
 
 class EvaluationRun(QueuedRun):
@@ -240,11 +241,20 @@ class EvaluationRun(QueuedRun):
         checkpoint=None,
         engine: dict | None = None,
         overrides: dict | None = None,
+        imported: dict | None = None,
         **fields,
     ):
         """An evaluation of a model path, endpoint model or ``checkpoint`` on ``benchmarks``;
         ``config`` records each benchmark's exact configuration (with sampling ``overrides``)
-        and the ``engine`` options. Launching creates one ``BenchmarkResult`` per benchmark."""
+        and the ``engine`` options. Launching creates one ``BenchmarkResult`` per benchmark.
+
+        ``imported`` (``{"responses": [ImportedResponse], "format", "file", "sha256",
+        "bytes"}``): responses generated elsewhere, for one benchmark; launching stores them
+        as the run's samples and the job (cpu queue) scores them with skyboard's verifiers.
+        Responses naming no problem of the benchmark's dataset are refused (nothing written).
+        """
+        if imported is not None:
+            return cls._new_import(benchmarks, imported, model_name=model_name, **fields)
         checkpoint_config = None
         if source == Source.CHECKPOINT and checkpoint is None:
             raise UserError("a checkpoint evaluation needs a checkpoint")
@@ -273,6 +283,31 @@ class EvaluationRun(QueuedRun):
             base_url=base_url, checkpoint=checkpoint, config=config, **fields,
         )
 
+    @classmethod
+    def _new_import(cls, benchmarks, imported: dict, *, model_name: str = "", **fields):
+        benchmarks = list(benchmarks)
+        if len(benchmarks) != 1:
+            raise UserError("imported responses are scored against exactly one benchmark")
+        bench = benchmarks[0]
+        rows, summary = match_imported(bench, imported["responses"])
+        origin = {k: imported.get(k) for k in ("file", "format", "sha256", "bytes")}
+        bconfig = bench.run_config()
+        # Sampling happened elsewhere: only the number of responses per problem is known.
+        bconfig["sampling"] = {"n": summary["max_per_problem"], "temperature": None,
+                               "top_p": None, "max_tokens": None}
+        bconfig["imported"] = True
+        name = model_name or f"imported {imported.get('file') or 'responses'}"
+        config = {
+            "source": Source.IMPORT, "backend": "import", "model": "", "model_name": name,
+            "base_url": "", "checkpoint": None, "engine": {},
+            "import": {**origin, **{k: v for k, v in summary.items() if k != "max_per_problem"}},
+            "benchmarks": {bench.slug: bconfig},
+        }
+        run = super().new(source=Source.IMPORT, backend="import", model_name=name,
+                          config=config, **fields)
+        run._imported_rows = rows
+        return run
+
     def on_launch(self) -> None:
         configs = self.config["benchmarks"]
         by_slug = {b.slug: b for b in Benchmark.objects.filter(slug__in=configs)}
@@ -280,8 +315,22 @@ class EvaluationRun(QueuedRun):
             BenchmarkResult.for_run(self, by_slug[slug], bconfig)
             for slug, bconfig in configs.items()
         ])
+        rows = getattr(self, "_imported_rows", None)
+        if rows:
+            bench = by_slug[next(iter(configs))]
+            # Unscored until the job verifies them (reason "" marks a sample not yet scored).
+            EvalSample.objects.bulk_create([
+                EvalSample(run=self, benchmark=bench, problem=problem,
+                           sample_index=r.sample_index, prompt_text=r.prompt or problem.prompt,
+                           response=r.response, completion_tokens=r.completion_tokens,
+                           finish_reason=r.finish_reason, reason="",
+                           detail={"imported_key": r.key})
+                for problem, r in rows
+            ], batch_size=500)
 
     def default_queue(self) -> str:
+        if self.backend == "import":
+            return "cpu"  # scoring only: verifiers and sandboxes, no model
         return "api" if self.backend == "openai" else "gpu"
 
     @property
@@ -293,6 +342,9 @@ class EvaluationRun(QueuedRun):
 
     def model_identity(self) -> dict[str, Any]:
         """Who is evaluated, for fingerprints: the checkpoint, folder or endpoint model."""
+        if self.source == Source.IMPORT:
+            return {"import": (self.config.get("import") or {}).get("sha256"),
+                    "name": self.model_name}
         if self.source == Source.CHECKPOINT:
             return {"checkpoint": self.checkpoint_id, "path": self.model_path}
         if self.source == Source.ENDPOINT:
@@ -319,6 +371,54 @@ class EvaluationRun(QueuedRun):
     def seed(self) -> int | None:
         seed = (self.config.get("engine") or {}).get("seed")
         return None if seed in (None, "") else int(seed)
+
+
+def _norm(text: str) -> str:
+    return " ".join((text or "").split())
+
+
+def match_imported(bench: Benchmark, responses: list) -> tuple[list, dict[str, Any]]:
+    """Each imported response's problem: by id (the problem's external id, as MATH500's
+    ``unique_id`` or a SkyThought result key), else by its exact problem text (whitespace
+    aside). Responses to problems of the dataset that the benchmark's subset leaves out are
+    skipped and counted; a response matching no problem of the dataset refuses the whole
+    file (UserError naming the first few keys)."""
+    dataset_problems = list(bench.dataset.problems.all().only("id", "external_id", "prompt"))
+    by_id = {p.external_id: p for p in dataset_problems if p.external_id}
+    by_text: dict[str, Any] = {}
+    for p in dataset_problems:
+        by_text.setdefault(_norm(p.prompt), p)
+    in_subset = set(bench.problems().values_list("id", flat=True))
+    rows, unmatched, outside, seen = [], [], 0, set()
+    for r in responses:
+        problem = by_id.get(r.key) or (by_text.get(_norm(r.prompt)) if r.prompt else None)
+        if problem is None:
+            unmatched.append(r.key)
+        elif problem.pk not in in_subset:
+            outside += 1
+        elif (problem.pk, r.sample_index) in seen:
+            raise UserError(f"problem {r.key!r} has response {r.sample_index} twice")
+        else:
+            seen.add((problem.pk, r.sample_index))
+            rows.append((problem, r))
+    if unmatched:
+        keys = sorted(set(unmatched))
+        shown = ", ".join(repr(k) for k in keys[:5]) + (" ..." if len(keys) > 5 else "")
+        raise UserError(
+            f"{len(unmatched)} response(s) match no problem of benchmark {bench.name} "
+            f"(dataset {bench.dataset.name}): {shown}. Problems are matched by id (the "
+            "problem's external id) or by their exact text; nothing was imported.")
+    if not rows:
+        raise UserError(f"none of the responses is for a problem of {bench.name}'s subset "
+                        f"({outside} are for problems its subset leaves out)")
+    covered = {p.pk for p, _ in rows}
+    per_problem: dict[int, int] = defaultdict(int)
+    for p, _ in rows:
+        per_problem[p.pk] += 1
+    return rows, {"responses": len(rows), "problems": len(covered),
+                  "benchmark_problems": len(in_subset),
+                  "missing_problems": len(in_subset - covered), "outside_subset": outside,
+                  "max_per_problem": max(per_problem.values())}
 
 
 # --- results ------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from distill.evaluation import length_histogram
 from experiments.errors import UserError
 from experiments.forms import EvaluationForm, EvaluationScheduleForm
+from experiments.forms.evaluation import EvaluationImportForm
 from experiments.models import (
     Benchmark,
     BenchmarkResult,
@@ -120,6 +121,27 @@ def evaluation_new(request: HttpRequest) -> HttpResponse:
         return redirect("evaluation_home")
     messages.success(request, f"Evaluation queued on the {run.queue} queue.")
     return redirect(run)
+
+
+@require_http_methods(["GET", "POST"])
+@require_role(Role.OPERATOR)
+def evaluation_import(request: HttpRequest) -> HttpResponse:
+    """Bring your own traces: upload evaluation outputs, scored against a benchmark on the cpu
+    queue; a malformed file or responses to unknown problems write nothing."""
+    form = EvaluationImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = EvaluationRun.launch(user=request.user, **form.run_fields())
+        except UserError as exc:
+            form.add_error(None, f"{exc}")
+        else:
+            info = run.config["import"]
+            messages.success(request, f"{info['responses']} imported responses to "
+                                      f"{info['problems']} problems; scoring on the "
+                                      f"{run.queue} queue.")
+            return redirect(run)
+    return render(request, "experiments/evaluation/import.html", {"form": form},
+                  status=400 if request.method == "POST" else 200)
 
 
 @require_GET

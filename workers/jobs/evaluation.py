@@ -40,6 +40,9 @@ def run_evaluation(run: EvaluationRun, ctx: JobContext) -> None:
     results = list(run.results.select_related("benchmark", "benchmark__dataset"))
     if not results:
         raise UserError("the evaluation has no benchmarks")
+    if run.backend == "import":
+        score_imported(run, results, ctx)
+        return
     check_checkpoint(run)
     try:
         backend = get_backend(run.backend, run.backend_config())
@@ -79,6 +82,37 @@ def run_evaluation(run: EvaluationRun, ctx: JobContext) -> None:
             ctx.check_cancel()
             result.finish()
             ctx.progress(stage="score", done=done_all, total=total, current=bench.slug)
+
+
+def score_imported(run: EvaluationRun, results: list[BenchmarkResult], ctx: JobContext) -> None:
+    """Imported responses (stored at launch, reason "" until scored): verify them in chunks
+    with skyboard's verifiers, then compute the metrics. A resumed run scores what is left."""
+    for result in results:
+        domain = result.benchmark.domain
+        pending = EvalSample.objects.filter(run=run, benchmark_id=result.benchmark_id, reason="")
+        total = result.sample_rows().count()
+        done = total - pending.count()
+        ctx.progress(stage="verify", done=done, total=total, current=result.benchmark.slug)
+        while True:
+            ctx.check_cancel()
+            chunk = list(pending.select_related("problem").order_by("id")[:CHUNK])
+            if not chunk:
+                break
+            verdicts = verify_many(
+                [(verification_input(domain, s.problem), s.response, s.finish_reason or None)
+                 for s in chunk], max_workers=settings_workers())
+            for sample, v in zip(chunk, verdicts, strict=True):
+                extracted = v.extracted if isinstance(v.extracted, str) else (
+                    "" if v.extracted is None else str(v.extracted))
+                sample.correct = bool(v.correct)
+                sample.reason = str(v.reason) or "unknown"
+                sample.extracted = extracted[:10_000]
+                sample.detail = {**(sample.detail or {}),
+                                 **(v.detail if isinstance(v.detail, dict) else {})}
+            EvalSample.objects.bulk_update(chunk, ["correct", "reason", "extracted", "detail"])
+            done += len(chunk)
+            ctx.progress(stage="verify", done=done, total=total, current=result.benchmark.slug)
+        result.finish()
 
 
 def check_checkpoint(run: EvaluationRun) -> None:
