@@ -82,3 +82,15 @@ def test_the_walk_sees_function_level_and_relative_imports(tmp_path):
 def test_layers_import_only_downwards(packages, forbidden, exclude):
     found = violations(packages, forbidden, exclude)
     assert not found, "imports against the layering:\n" + "\n".join(found)
+
+
+def test_test_modules_share_code_only_through_tests_support():
+    # A builder or fixture two test files need lives in tests/support or conftest.py: a test
+    # module importing another one runs (and couples to) that module's tests.
+    found = [
+        f"{path.relative_to(ROOT).as_posix()}:{line} imports {name}"
+        for path in sorted((ROOT / "tests").glob("test_*.py"))
+        for line, name in imported_modules(path)
+        if name.startswith("tests.test_")
+    ]
+    assert not found, "test modules importing test modules:\n" + "\n".join(found)

@@ -12,13 +12,9 @@ import pytest
 from distill.verify import InvalidProblem, Reason, SandboxLimits, VerifyConfig, verify, verify_many
 from distill.verify._runner import stdout_matches
 from distill.verify.code import extract_code
+from tests.support.verify import block, mbpp_cases
 
-FIXTURES = Path(__file__).parent / "fixtures" / "verify"
 FAST = VerifyConfig(sandbox=SandboxLimits(time_limit_s=2.0))
-
-
-def block(code: str) -> str:
-    return f"Here is my solution.\n```python\n{code}\n```\nDone."
 
 
 def stdin_problem(cases: list[tuple[str, str]]) -> dict:
@@ -119,26 +115,8 @@ def test_problem_without_tests_is_rejected_as_unusable():
         )
 
 
-def _mbpp():
-    rows = [
-        json.loads(line)
-        for line in (FIXTURES / "mbpp_sample.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
-    return [
-        (
-            {
-                "domain": "code",
-                "tests": {"style": "assert", "code": "\n".join(r["test_imports"] + r["test_list"])},
-            },
-            r,
-        )
-        for r in rows
-    ]
-
-
 def test_mbpp_reference_code_passes_and_broken_versions_fail():
-    cases = _mbpp()
+    cases = mbpp_cases()
     good = verify_many(
         [(p, block(r["code"]), "stop") for p, r in cases], max_workers=2, config=FAST
     )

@@ -3,13 +3,12 @@ survives, nothing is left running and no secret of the worker is readable."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from distill.verify import Reason, SandboxLimits, VerifyConfig, verify
-from distill.verify.sandbox import PRESTARTED, ZYGOTES
+from tests.support.verify import sandbox_processes
 
 CFG = VerifyConfig(sandbox=SandboxLimits(time_limit_s=1.5, memory_mb=512))
 SECRET = "sk-skyboard-verify-test-secret-7f3a"
@@ -18,44 +17,6 @@ PROBLEM = {"domain": "code", "tests": [{"input": "", "output": "SAFE\n"}]}
 
 def run(code: str):
     return verify(PROBLEM, f"```python\n{code}\n```", config=CFG)
-
-
-def _ancestors(pid: int) -> set[int]:
-    seen = set()
-    while pid > 1 and pid not in seen:
-        seen.add(pid)
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            break
-        pid = int(status.split("PPid:")[1].split()[0])
-    return seen
-
-
-def sandbox_processes() -> list[str]:
-    """Processes that come from a sandbox (our runner or the marker command below), except
-    the idle pre-started sandboxes waiting for their first and only job and the zygotes' own
-    processes, among this test process's descendants (bwrap, its init, the zygote runner; never a job's process: those are forked
-    from the zygote and must all be gone)."""
-    idle = PRESTARTED.idle_pids()
-    zygotes = ZYGOTES.pids()
-    me = os.getpid()  # other test runs on this machine have sandboxes of their own
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if (
-            (b"/box/runner.py" in cmdline or b"4242.25" in cmdline)
-            and me in _ancestors(int(pid))
-            and not (_ancestors(int(pid)) & idle)
-            and int(pid) not in zygotes
-        ):
-            found.append(cmdline.decode(errors="replace"))
-    return found
 
 
 @pytest.fixture(autouse=True, params=["zygote", "fresh"])

@@ -14,8 +14,7 @@ from __future__ import annotations
 import pytest
 
 from distill.verify import Reason, SandboxLimits, VerifyConfig, verify
-
-from .test_verify_hostile import sandbox_processes
+from tests.support.verify import sandbox_processes
 
 CFG = VerifyConfig(sandbox=SandboxLimits(time_limit_s=3.0, memory_mb=512))
 CASES = [((1, 2), 3), ((10, -4), 6), ((0, 0), 0)]

@@ -14,9 +14,7 @@ import pytest
 
 from distill.verify import Reason, SandboxLimits, VerifyConfig, verify, verify_many
 from distill.verify import sandbox as sb
-
-from .test_verify_code import FIXTURES, _mbpp, block
-from .test_verify_hostile import sandbox_processes
+from tests.support.verify import FIXTURES, block, mbpp_cases, sandbox_processes
 
 CFG = VerifyConfig(sandbox=SandboxLimits(time_limit_s=2.0, memory_mb=512))
 SAFE = {"domain": "code", "tests": [{"input": "", "output": "SAFE\n"}]}
@@ -132,7 +130,7 @@ DOUBLE = {"domain": "code", "tests": [{"input": "21\n", "output": "42\n"}]}
 
 def test_zygote_and_fresh_sandboxes_give_the_same_verdicts(monkeypatch):
     items = [(DOUBLE, block(code), "stop") for code, _ in CASES]
-    mbpp = _mbpp()
+    mbpp = mbpp_cases()
     items += [(p, block(r[key]), "stop") for p, r in mbpp for key in ("code", "broken_code")]
     verdicts = {}
     for mode in ("zygote", "fresh"):
