@@ -56,7 +56,7 @@ class Command(BaseCommand):
         self.demo_recipe(user)
         demo_training_data(self, user)
         demo_curation(self, user)
-        __import__("django.core.management").core.management.call_command("import_champ_traces", username=username, stdout=self.stdout)
+        call_command("import_champ_traces", username=username, stdout=self.stdout)
 
     def demo_admin(self, username: str, password: str) -> None:
         """An admin login (skyboard's admin role and Django admin), created once."""
