@@ -81,6 +81,7 @@ def test_imported_skythought_results_are_scored_shown_and_compared(users, settin
     viewer = client_for(users["viewer"])
     detail = viewer.get(run.get_absolute_url()).content.decode()
     assert "<code>results.json</code> (skythought" in detail and "66.7%" in detail
+    assert "imported, up to 2 per problem" in detail and "T=None" not in detail
     samples = viewer.get(result.get_absolute_url()).content.decode()
     assert "&lt;b&gt;two&lt;/b&gt;" in samples and "<b>two</b>" not in samples
     compare = viewer.get(reverse("evaluation_compare") + f"?runs={run.pk}").content.decode()
