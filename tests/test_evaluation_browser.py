@@ -10,7 +10,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from experiments.models import EvaluationRun
 from tests.support.browser import open_browser
-from tests.support.evaluation import make_benchmark, make_scored_run
+from tests.support.evaluation import make_benchmark, make_checkpoint, make_scored_run
 
 pytestmark = [
     pytest.mark.browser,
@@ -48,4 +48,21 @@ def test_compare_legend_clear_of_axis_labels_and_empty_chart_in_words(live_serve
         page.goto(f"{live_server.url}/evaluation/{empty.pk}/")
         expect(page.locator(".chart-empty")).to_contain_text("nothing to draw")
         assert page.locator(".main-svg").count() == 0
+        browser.close()
+
+
+def test_the_form_opened_on_a_checkpoint_hides_the_model_path(live_server):
+    user = User.objects.create_user("browser-op", password="pw-for-browser")
+    user.groups.add(Group.objects.get(name="operator"))
+    make_benchmark(problems=1)
+    ckpt = make_checkpoint(step=6)
+    with sync_playwright() as pw:
+        browser, page = open_browser(pw, live_server, "browser-op")
+        page.goto(f"{live_server.url}/evaluation/new?source=checkpoint&checkpoint={ckpt.pk}")
+        expect(page.locator("#id_checkpoint")).to_have_value(str(ckpt.pk))
+        expect(page.locator("#id_model_path")).to_be_hidden()
+        expect(page.locator("#id_model_path")).to_have_value("")
+        page.select_option("#id_source", "model")
+        expect(page.locator("#id_model_path")).to_be_visible()
+        expect(page.locator("#id_checkpoint")).to_be_hidden()
         browser.close()

@@ -94,6 +94,23 @@
     openOnClick(stepEl);
   }
 
+  // New evaluation form: show the fields of the chosen source only. A checkpoint evaluation
+  // evaluates the checkpoint's folder, so the model path (pre-filled with the demo model) hides.
+  var source = document.querySelector(".eval-form select[name=source]");
+  if (source) {
+    var shown = {model_path: ["model", "endpoint"], checkpoint: ["checkpoint"], base_url: ["endpoint"],
+                 backend: ["model", "checkpoint"]};
+    var syncSource = function () {
+      Object.keys(shown).forEach(function (name) {
+        var input = source.form.querySelector("[name=" + name + "]");
+        var row = input && input.closest("p");
+        if (row) { row.hidden = shown[name].indexOf(source.value) < 0; }
+      });
+    };
+    source.addEventListener("change", syncSource);
+    syncSource();
+  }
+
   // Multi-select of runs → the comma list the compare URL takes.
   document.querySelectorAll("select[data-join-into]").forEach(function (sel) {
     var target = sel.form.querySelector("input[name=" + sel.dataset.joinInto + "]");
