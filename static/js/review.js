@@ -60,9 +60,11 @@
     el.click();
   });
 
+  // The script is deferred, so the page is parsed: the toggle works at once (a `t` pressed
+  // before the fonts and KaTeX finished loading is not lost); typesetting waits for them.
+  var button = document.getElementById("toggle-view");
+  if (button) button.addEventListener("click", toggle);
   function init() {
-    var button = document.getElementById("toggle-view");
-    if (button) button.addEventListener("click", toggle);
     document.querySelectorAll("#trace-root .panel").forEach(typeset);
   }
   if (document.readyState === "complete") init(); else window.addEventListener("load", init);
