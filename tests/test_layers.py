@@ -94,3 +94,35 @@ def test_test_modules_share_code_only_through_tests_support():
         if name.startswith("tests.test_")
     ]
     assert not found, "test modules importing test modules:\n" + "\n".join(found)
+
+
+FIRST_PARTY = ("experiments", "workers", "distill", "skyboard", "devtools")
+
+
+def test_first_party_imports_inside_functions_say_why():
+    # Imports inside functions hide a module's dependencies and are the usual way to dodge an
+    # import cycle. Where one is needed for another reason (a heavy SDK, a job module that must
+    # fail the run rather than the worker's start), a comment on it or just above says so.
+    found = []
+    for package in ("experiments", "workers", "skyboard"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if "migrations" in path.parts:
+                continue
+            lines = path.read_text().splitlines()
+            tree = ast.parse("\n".join(lines), filename=str(path))
+            for func in ast.walk(tree):
+                if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                for node in ast.walk(func):
+                    if isinstance(node, ast.Import):
+                        names = [a.name for a in node.names]
+                    elif isinstance(node, ast.ImportFrom):
+                        names = ["." if node.level else node.module or ""]
+                    else:
+                        continue
+                    local = [n for n in names
+                             if n == "." or n.split(".")[0] in FIRST_PARTY]
+                    i = node.lineno - 1
+                    if local and "#" not in lines[i] and "#" not in lines[i - 1]:
+                        found.append(f"{path.relative_to(ROOT).as_posix()}:{node.lineno}")
+    assert not found, "function-level imports without a reason:\n" + "\n".join(sorted(set(found)))

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+from collections import Counter
 
 from django import forms
 from django.conf import settings
 from django.utils import timezone
 
 from distill.curation.traces import FORMATS as TRACE_FORMATS
-from experiments.models import PriceTable, PromptVersion, RecipeVersion
+from distill.curation.traces import Candidate, TraceFormatError, match_traces, parse_traces
+from experiments.models import Dataset, PriceTable, Problem, PromptVersion, RecipeVersion
 from experiments.models.curation import LOCAL_BACKENDS
 
 from .core import FieldsetsMixin
@@ -245,16 +247,12 @@ class CurationImportForm(FieldsetsMixin, forms.Form):
         self.fmt = ""
 
     def clean_new_dataset(self):
-        from experiments.models import Dataset
-
         name = (self.cleaned_data.get("new_dataset") or "").strip()
         if name and Dataset.objects.filter(name=name).exists():
             raise forms.ValidationError(f"A dataset named {name!r} exists already.")
         return name
 
     def clean(self):
-        from distill.curation.traces import TraceFormatError
-
         d = super().clean()
         version, new = d.get("recipe_version"), d.get("new_dataset")
         if bool(version) == bool(new):
@@ -295,9 +293,6 @@ def read_traces(data: bytes, fmt: str = "auto", *, version=None) -> tuple[str, l
     """Parse a file of generations and match it to ``version``'s problems (or, without a
     version, to new problems): (format, traces, problem id or None per trace). Raises
     ``TraceFormatError`` naming the line of the first problem."""
-    from distill.curation.traces import Candidate, match_traces, parse_traces
-    from experiments.models import Problem
-
     fmt, traces = parse_traces(data, fmt)
     candidates = [] if version is None else [
         Candidate(pk, ext or "", prompt) for pk, ext, prompt in Problem.objects.filter(
@@ -312,8 +307,6 @@ def imported_run_fields(traces: list, problem_ids: list, *, fmt: str, file_name:
                         training_set: str = "", reformat: dict | None = None) -> dict:
     """``CurationRun.launch`` fields of a run over imported generations (the upload form and
     ``manage.py import_champ_traces`` both launch through this)."""
-    from collections import Counter
-
     defaults = PromptVersion.objects.ensure_defaults()
     models_seen = Counter(t.model or model for t in traces)
     top_model = models_seen.most_common(1)[0][0] if models_seen else model

@@ -16,14 +16,19 @@ import hashlib
 import json
 from pathlib import Path
 
+from django.apps import apps
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Count, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
+from distill.curation.traces import prompt_key
+from distill.datasets.hashing import content_hash
 from distill.generation import prompts
 
+from .datasets import Dataset, Problem
+from .recipes import Recipe, RecipeItem, RecipeVersion
 from .runs import QueuedRun
 
 
@@ -167,11 +172,10 @@ class CurationRun(QueuedRun):
         final verify stage, less those a reviewer rejected, plus those reviewers accepted
         against the verifier when they have a text to export. The export stage writes these,
         and the run page's funnel and stage cards count them, so both show one number."""
-        from .review import HumanVerdict
-
         samples = Sample.objects.filter(run=self)
         text_stage = "reformat" if self.reformats else "generate"
-        overrides = HumanVerdict.objects.export_overrides(self)
+        # review.py imports this module (Sample, Stage): its model is looked up, not imported.
+        overrides = apps.get_model("experiments", "HumanVerdict").objects.export_overrides(self)
         verified = set(samples.filter(stage=self.final_stage, correct=True).values_list(
             "problem_id", "sample_index"))
         usable = set(samples.filter(stage=text_stage, correct=True).values_list(
@@ -546,12 +550,6 @@ def store_imported(run: CurationRun, traces: list, problem_ids: list, new_datase
     transaction): each records its file, line, format and the source's model name. Traces
     without a problem (``problem_ids`` None) become the problems of ``new_dataset``, with a
     one-component recipe version over them that the run then uses."""
-    from distill.curation.traces import prompt_key
-    from distill.datasets.hashing import content_hash
-
-    from .datasets import Dataset, Problem
-    from .recipes import Recipe, RecipeItem, RecipeVersion
-
     info = run.imports
     ids = list(problem_ids)
     if new_dataset is not None:

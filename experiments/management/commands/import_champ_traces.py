@@ -22,6 +22,7 @@ from distill.curation.traces import TraceFormatError
 from distill.datasets import packaged_datasets
 from experiments.forms.curation import imported_run_fields, read_traces
 from experiments.models import CurationRun, Dataset, Recipe, RecipeComponent, RecipeVersion
+from workers.runner import execute
 
 RECIPE = "champ-transcripts"
 RUN_NAME = "CHAMP transcripts of four models (imported)"
@@ -91,8 +92,6 @@ class Command(BaseCommand):
             self.stdout.write(f"curation: {len(traces)} CHAMP transcripts imported, run {run.pk} "
                               f"sent to the {run.queue} queue")
             return
-        from workers.runner import execute
-
         run = CurationRun.create_queued(user=user, **fields)
         state = execute("curation", run.pk)
         run.refresh_from_db()
