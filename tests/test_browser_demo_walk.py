@@ -194,14 +194,10 @@ def test_the_readme_demo_walk(live_server, settings, tmp_path, reformatter, trai
         expect(page.locator("#id_max_tokens")).to_have_value("128")
         expect(page.locator("#id_reformat_enabled")).to_be_checked()
         expect(page.locator("#id_reformat_max_tokens")).to_have_value("384")
-        # The README says to keep the demo-curation recipe; the form preselects the newest
-        # recipe version, which after create_demo is the CHAMP transcripts' recipe (reported
-        # in issue 15's follow-up): choose demo-curation, as a user following the README does.
-        demo_curation = page.eval_on_selector_all(
-            "#id_recipe_version option",
-            "os => os.filter(o => o.textContent.startsWith('demo-curation ')).map(o => o.value)")
-        assert len(demo_curation) == 1, demo_curation
-        page.select_option("#id_recipe_version", demo_curation)
+        # The README says to keep the demo-curation recipe: the form preselects it.
+        chosen = page.eval_on_selector(
+            "#id_recipe_version", "s => s.options[s.selectedIndex].textContent")
+        assert chosen.startswith("demo-curation "), chosen
         page.click("button.primary")
         expect(page).to_have_url(re.compile(r"/curation/\d+/$"))
         curation_url = page.url

@@ -55,8 +55,10 @@ class Command(BaseCommand):
         demo_evaluation(self)
         self.demo_recipe(user)
         demo_training_data(self, user)
-        demo_curation(self, user)
+        # Before demo_curation: the launch form preselects the newest recipe version, and the
+        # README's walk starts from demo-curation.
         call_command("import_champ_traces", username=username, stdout=self.stdout)
+        demo_curation(self, user)
 
     def demo_admin(self, username: str, password: str) -> None:
         """An admin login (skyboard's admin role and Django admin), created once."""
