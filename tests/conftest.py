@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -50,3 +51,14 @@ def train_venv() -> Path:
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny random-weight Qwen2 checkpoint (devtools.tiny_model), shared by every test."""
     return make_tiny_model(tmp_path_factory.mktemp("tiny") / "qwen2")
+
+
+@pytest.fixture
+def published_results():
+    """The published reference figures (Sky-T1 report) that migration 0008 fills. A
+    transactional test (live server, real workers) ends with a flush that empties every table,
+    so a later one that compares against them puts them back first."""
+    from django.apps import apps
+
+    migration = importlib.import_module("experiments.migrations.0008_evaluation_published")
+    migration.fill(apps, None)

@@ -160,7 +160,8 @@ def wait_healthy(proc, base: str, timeout_s: float = 180) -> None:
         time.sleep(0.5)
 
 
-def test_the_readme_demo_walk(live_server, settings, tmp_path, reformatter, train_venv):
+def test_the_readme_demo_walk(live_server, settings, tmp_path, reformatter, train_venv,
+                              published_results):
     started = time.monotonic()
     serve, serve_url, serve_model = reformatter
     # The worker and this process (the live server) share the demo's files and settings.

@@ -26,7 +26,8 @@ def overlaps(a: dict, b: dict) -> bool:
                 or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
 
 
-def test_compare_legend_clear_of_axis_labels_and_empty_chart_in_words(live_server):
+def test_compare_legend_clear_of_axis_labels_and_empty_chart_in_words(live_server,
+                                                                      published_results):
     user = User.objects.create_user("browser-viewer", password="pw-for-browser")
     user.groups.add(Group.objects.get(name="viewer"))
     bench = make_benchmark(problems=3)
