@@ -7,19 +7,11 @@ from pathlib import Path
 from django import forms
 
 from distill.datasets import DOMAINS, layout_names
+from distill.datasets.layouts.other import MAPPABLE
 from experiments.models import Dataset
 
-MAPPABLE_FIELDS = (
-    "prompt",
-    "answer",
-    "solution",
-    "domain",
-    "source",
-    "difficulty",
-    "difficulty_level",
-    "external_id",
-    "options",
-)
+# The fields a hand mapping may fill: the mapped layout's own list.
+MAPPABLE_FIELDS = MAPPABLE
 
 
 def _layout_choices():
